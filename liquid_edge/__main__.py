@@ -1,0 +1,3 @@
+from liquid_edge.cli import main
+
+main()

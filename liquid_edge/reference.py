@@ -1,0 +1,126 @@
+"""Float reference: executes the IR step by step in float64 numpy with explicit state.
+
+This is the definition every backend is compared with. It follows ncps's formulas exactly, with one deliberate
+difference: batched time spans are per sample. ``dt`` has shape ``(B,)`` (or ``(B, T)`` for a sequence), and
+sample ``b`` uses ``dt[b]``. ncps squeezes batched time spans to ``(B,)`` and broadcasts them against the units
+axis, which is only correct for ``B == 1``; feed ncps one sample at a time to compare.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from liquid_edge.ir import CfCCell, Linear, LSTMMemory, Model
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+# lecun_tanh uses 0.666, not 2/3: that is what ncps computes.
+ACTIVATION_FUNCTIONS = {
+    "lecun_tanh": lambda v: 1.7159 * np.tanh(0.666 * v),
+    "silu": lambda v: v * sigmoid(v),
+    "relu": lambda v: np.maximum(v, 0.0),
+    "tanh": np.tanh,
+    "gelu": lambda v: 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0))),
+}
+
+
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    # Two-sided form: no overflow warning for large |v|.
+    e = np.exp(-np.abs(v))
+    return np.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def linear(layer: Linear, v: np.ndarray) -> np.ndarray:
+    out = v @ layer.weight.T
+    return out if layer.bias is None else out + layer.bias
+
+
+@dataclass
+class State:
+    """Recurrent state of a batch: ``h`` is (B, hidden_size); ``c`` is the LSTM cell state or None."""
+
+    h: np.ndarray
+    c: np.ndarray | None = None
+
+    def flat(self) -> np.ndarray:
+        """The state as one (B, state_size) array: h, then c (the layout of the generated C state)."""
+        return self.h if self.c is None else np.concatenate([self.h, self.c], axis=1)
+
+    @classmethod
+    def from_flat(cls, model: Model, values: np.ndarray) -> "State":
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        if values.shape[1] != model.state_size:
+            raise ValueError(f"state has {values.shape[1]} values, the model needs {model.state_size}")
+        hidden = model.hidden_size
+        if model.memory is None:
+            return cls(values.copy())
+        return cls(values[:, :hidden].copy(), values[:, hidden:].copy())
+
+
+def initial_state(model: Model, batch: int = 1) -> State:
+    zeros = np.zeros((batch, model.hidden_size))
+    return State(zeros, zeros.copy() if model.memory is not None else None)
+
+
+def cfc_cell_step(cell: CfCCell, x: np.ndarray, h: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """One CfC update. ``x`` (B, I), ``h`` (B, U), ``dt`` (B, 1) -> new ``h`` (B, U)."""
+    z = np.concatenate([x, h], axis=1)
+    act = ACTIVATION_FUNCTIONS[cell.activation]
+    for layer in cell.backbone:
+        z = act(linear(layer, z))
+    ff1 = linear(cell.ff1, z)
+    if cell.mode == "pure":
+        return -cell.A * np.exp(-dt * (np.abs(cell.w_tau) + np.abs(ff1))) * ff1 + cell.A
+    f1 = np.tanh(ff1)
+    f2 = np.tanh(linear(cell.ff2, z))
+    gate = sigmoid(linear(cell.time_a, z) * dt + linear(cell.time_b, z))
+    if cell.mode == "no_gate":
+        return f1 + gate * f2
+    return f1 * (1.0 - gate) + gate * f2
+
+
+def lstm_step(memory: LSTMMemory, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z = linear(memory.input_map, x) + linear(memory.recurrent_map, h)
+    i, ig, fg, og = np.split(z, 4, axis=1)
+    c_new = c * sigmoid(fg + 1.0) + np.tanh(i) * sigmoid(ig)
+    return np.tanh(c_new) * sigmoid(og), c_new
+
+
+def step(model: Model, x: np.ndarray, state: State, dt: np.ndarray | float | None = None) -> tuple[np.ndarray, State]:
+    """Advance one step. ``x`` (B, I); ``dt`` scalar, (B,) or None (1.0). Returns (output (B, O), new state)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    batch = x.shape[0]
+    dt_col = np.ones((batch, 1)) if dt is None else np.broadcast_to(
+        np.asarray(dt, dtype=np.float64).reshape(-1, 1), (batch, 1))
+    h, c = state.h, state.c
+    if model.memory is not None:
+        h, c = lstm_step(model.memory, x, h, c)
+    layer_inputs = x
+    new_parts = []
+    offset = 0
+    for cell in model.cells:
+        part = cfc_cell_step(cell, layer_inputs, h[:, offset:offset + cell.units], dt_col)
+        new_parts.append(part)
+        layer_inputs = part
+        offset += cell.units
+    output = layer_inputs if model.projection is None else linear(model.projection, layer_inputs)
+    return output, State(np.concatenate(new_parts, axis=1), c)
+
+
+def run(model: Model, x: np.ndarray, dt: np.ndarray | None = None,
+        state: State | None = None) -> tuple[np.ndarray, State]:
+    """Run sequences. ``x`` (B, T, I) or (T, I); ``dt`` (B, T), (T,) or None. Returns (outputs, final state)."""
+    x = np.asarray(x, dtype=np.float64)
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = x[None]
+        dt = None if dt is None else np.asarray(dt)[None]
+    batch, steps, _ = x.shape
+    state = initial_state(model, batch) if state is None else state
+    outputs = np.empty((batch, steps, model.output_size))
+    for t in range(steps):
+        outputs[:, t], state = step(model, x[:, t], state, None if dt is None else dt[:, t])
+    return (outputs[0] if unbatched else outputs), state
