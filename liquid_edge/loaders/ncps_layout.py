@@ -62,7 +62,13 @@ def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
     if is_pure(tensors) and options.mode not in (None, "pure"):
         raise ConfigError(f"the checkpoint is a pure-mode CfC (it has w_tau) but mode '{options.mode}' was given",
                           "drop the mode option or pass --mode pure")
+    if mode == "pure" and not is_pure(tensors):
+        raise ConfigError("mode 'pure' was given but the checkpoint is not a pure-mode CfC (it has no w_tau)",
+                          "pass --mode default or --mode no_gate")
     wired = is_wired(tensors)
+    if options.wiring_kind is not None and not wired:
+        raise ConfigError(f"wiring '{options.wiring_kind}' was given but the checkpoint is a dense CfC",
+                          "remove the wiring setting")
     if wired:
         cells = _wired_cells(tensors, mode)
         input_size = cells[0].input_size
@@ -75,7 +81,8 @@ def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
                               "(or a sidecar JSON with \"activation\")")
         if activation is not None and activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation '{activation}'", f"use one of {', '.join(ACTIVATIONS)}")
-        cell, input_size = _dense_cell(tensors, mode, activation or "lecun_tanh")
+        # Without a backbone the activation is never applied; a fixed name keeps equal models equal.
+        cell, input_size = _dense_cell(tensors, mode, activation if has_backbone(tensors) else "lecun_tanh")
         cells = (cell,)
         wiring = None
     memory = None

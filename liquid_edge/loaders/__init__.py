@@ -1,0 +1,79 @@
+"""Checkpoints to IR: ``load_model(path)`` reads an ncps PyTorch checkpoint into a validated :class:`Model`.
+
+Steps: :mod:`.checkpoint_file` reads the file safely, :mod:`.discovery` finds the ncps modules in it,
+:mod:`.config` settles what the tensors cannot tell, :mod:`.ncps_layout` builds the IR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from liquid_edge.errors import ConfigError, ModelFormatError
+from liquid_edge.ir import Model, Source
+from liquid_edge.loaders import config
+from liquid_edge.loaders.checkpoint_file import FORMAT_MODULE_PICKLE, FORMAT_STATE_DICT, read_checkpoint
+from liquid_edge.loaders.discovery import FoundModule, find_modules, top_level_summary
+from liquid_edge.loaders.ncps_layout import CfCOptions, build_cfc
+
+__all__ = ["load_model"]
+
+
+def load_model(path: str | Path, *, module: str | None = None, mode: str | None = None,
+               activation: str | None = None) -> Model:
+    """Load one ncps CfC from a state dict or a whole-module pickle (read without running code from it).
+
+    ``module`` is the key prefix of the CfC when the file holds several ncps modules; ``mode`` and ``activation``
+    supply what a state dict cannot tell (see :mod:`liquid_edge.loaders.config` for the other sources).
+    """
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    found = find_modules(checkpoint.content)
+    if not found:
+        raise ModelFormatError(f"{path} holds no ncps CfC module ({top_level_summary(checkpoint.content)})",
+                               "pass a checkpoint of an ncps CfC, or of a model that contains one")
+    chosen = _choose(found, module, path)
+    if chosen.kind == "ltc":
+        raise ModelFormatError(f"module {chosen.label} of {path} is an ncps LTC: LTC is not supported yet",
+                               "CfC models (dense or NCP-wired) are supported")
+    sources = [config.options_source(mode, activation)]
+    sidecar = config.sidecar_source(path)
+    if sidecar is not None:
+        sources.append(sidecar)
+    sources += config.checkpoint_sources(checkpoint.content)
+    if chosen.pickled is not None:
+        sources.append(config.pickled_source(chosen.pickled))
+    _check_module_paths(sources, found)
+    settings = config.resolve(sources, chosen.path)
+    source = Source(path=str(path), sha256=checkpoint.sha256,
+                    format=FORMAT_STATE_DICT if chosen.pickled is None else FORMAT_MODULE_PICKLE,
+                    module=chosen.path)
+    options = CfCOptions(mode=settings.get("mode"), activation=settings.get("activation"),
+                         wiring_kind=settings.get("wiring"))
+    return build_cfc(chosen.tensors, options, settings.get("name", path.stem), source)
+
+
+def _listing(found: list[FoundModule]) -> str:
+    return ", ".join(f"{m.label} ({m.kind.upper() if m.kind == 'ltc' else 'CfC'})" for m in found)
+
+
+def _choose(found: list[FoundModule], module: str | None, path: Path) -> FoundModule:
+    if module is not None:
+        wanted = module.strip(".")
+        for candidate in found:
+            if candidate.path == wanted:
+                return candidate
+        raise ConfigError(f"{path} has no ncps module '{module}'", f"choose one of: {_listing(found)}")
+    if len(found) > 1:
+        raise ConfigError(f"{path} holds {len(found)} ncps modules: {_listing(found)}",
+                          "pass --module with the one to load")
+    return found[0]
+
+
+def _check_module_paths(sources: list[config.ConfigSource], found: list[FoundModule]) -> None:
+    """A per-module setting for a module that does not exist is a typo: say so instead of ignoring it."""
+    known = {m.path for m in found}
+    for source in sources:
+        for module_path in source.per_module:
+            if module_path not in known:
+                raise ConfigError(f"{source.label} configures module '{module_path}', which is not in the file",
+                                  f"modules in the file: {_listing(found)}")
