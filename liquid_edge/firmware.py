@@ -1,0 +1,185 @@
+"""The Cortex-M firmware project: rendered from ``firmware_templates/`` into ``OUT/firmware``, built with make.
+
+The project holds the start-up code, the linker script of the board's memory map, the console, the application
+skeleton (``app_main.c``) and, once ``liquid-edge verify`` has written them, the parity program
+(``parity_main.c`` + ``parity_data.c``). Makefile and CMakeLists.txt build the same two images.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from liquid_edge.assets import asset_dir
+from liquid_edge.errors import BuildError, ToolMissingError
+from liquid_edge.targets import Target
+
+CROSS_GCC = "arm-none-eabi-gcc"
+INSTALL_HINT = "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"
+FIRMWARE_DIR = "firmware"
+#: Symbol of the application's state object (the memory table reads its size).
+STATE_SYMBOL = "le_model_state"
+#: Archives whose sections the linker script brackets, by group (see linker.ld.j2 and elf_size.py).
+SECTION_GROUPS = {"model": ["libliquid_model.a"], "math": ["libm.a", "libgcc.a"]}
+_STATIC_FILES = ("le_firmware.h", "le_runtime.c", "arm-none-eabi.cmake")
+_BUILD_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Library:
+    """What the firmware needs to know of the generated C library."""
+
+    c_name: str                    # prefix of every symbol, e.g. "walker"
+    header: str                    # e.g. "walker.h"
+    sources: tuple[str, ...]       # C files, relative to OUT/src
+
+    @property
+    def macro(self) -> str:
+        return self.c_name.upper()
+
+
+@dataclass(frozen=True)
+class ParityData:
+    """Sequences and expected outputs carried inside the parity image.
+
+    ``exact``: outputs must equal ``expected`` bit for bit (integer builds); otherwise the image accepts
+    ``|output - expected| <= atol + rtol * |expected|``. ``io_ctype`` is the C type of inputs and outputs and
+    ``run_fn`` / ``step_fn`` the functions under test (the float API, or an integer one with the same shape).
+    """
+
+    inputs: np.ndarray             # (N, T, I)
+    dts: np.ndarray | None         # (N, T) or None for dt = 1
+    expected: np.ndarray           # (N, T, O)
+    atol: float = 0.0
+    rtol: float = 0.0
+    exact: bool = False
+    io_ctype: str = "float"
+    run_fn: str = ""               # default: <c_name>_run
+    step_fn: str = ""              # default: <c_name>_step
+
+    @property
+    def bytes_per_sequence(self) -> int:
+        io_bytes = np.dtype(np.float32 if self.io_ctype == "float" else self.io_ctype.removesuffix("_t")).itemsize
+        steps = self.inputs.shape[1]
+        per_step = (self.inputs.shape[2] + self.expected.shape[2]) * io_bytes + (4 if self.dts is not None else 0)
+        return steps * per_step
+
+    def select(self, sequences: slice) -> "ParityData":
+        return ParityData(self.inputs[sequences], None if self.dts is None else self.dts[sequences],
+                          self.expected[sequences], self.atol, self.rtol, self.exact, self.io_ctype,
+                          self.run_fn, self.step_fn)
+
+
+def firmware_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / FIRMWARE_DIR
+
+
+def emit_project(out_dir: Path, library: Library, target: Target) -> Path:
+    """Write the firmware project into ``OUT/firmware`` (the library sources are in ``OUT/src``)."""
+    fw_dir = firmware_dir(out_dir)
+    fw_dir.mkdir(parents=True, exist_ok=True)
+    context = _context(library, target)
+    rendered = {
+        "startup.c": f"startup/{target.board.startup}.c.j2",
+        "console.c": f"console/{target.board.console.driver}.c.j2",
+        "linker.ld": "linker.ld.j2",
+        "app_main.c": "app_main.c.j2",
+        "Makefile": "Makefile.j2",
+        "CMakeLists.txt": "CMakeLists.txt.j2",
+    }
+    for name, template in rendered.items():
+        _write(fw_dir / name, _environment().get_template(template).render(context))
+    for name in _STATIC_FILES:
+        _write(fw_dir / name, (asset_dir("firmware_templates") / name).read_text())
+    return fw_dir
+
+
+def write_parity_program(fw_dir: Path, library: Library, target: Target, data: ParityData) -> None:
+    """Write ``parity_main.c``, ``parity_data.h`` and ``parity_data.c`` (the data as constants in flash)."""
+    sequences, steps, _ = data.inputs.shape
+    context = _context(library, target) | {
+        "exact": data.exact, "io_ctype": data.io_ctype, "atol": _c_literal(data.atol, "float"),
+        "rtol": _c_literal(data.rtol, "float"),
+        "run_fn": data.run_fn or f"{library.c_name}_run", "step_fn": data.step_fn or f"{library.c_name}_step",
+        "sequences": sequences, "steps": steps, "has_dt": data.dts is not None,
+        "inputs": _literals(data.inputs, data.io_ctype), "expected": _literals(data.expected, data.io_ctype),
+        "dts": [] if data.dts is None else _literals(data.dts, "float"),
+    }
+    for name in ("parity_main.c", "parity_data.h", "parity_data.c"):
+        _write(fw_dir / name, _environment().get_template(f"{name}.j2").render(context))
+
+
+def cross_compiler_available() -> bool:
+    return shutil.which(CROSS_GCC) is not None
+
+
+def build(fw_dir: Path, goal: str = "app") -> Path:
+    """Build ``app`` or ``parity`` with make; return the ELF. Raises ToolMissingError or BuildError."""
+    if not cross_compiler_available():
+        raise ToolMissingError(f"{CROSS_GCC} is not installed, so the firmware cannot be built",
+                               f"install it: {INSTALL_HINT}")
+    if shutil.which("make") is None:
+        raise ToolMissingError("make is not installed, so the firmware cannot be built", "apt-get install make")
+    make_goal = "all" if goal == "app" else goal
+    try:
+        result = subprocess.run(["make", "-C", str(fw_dir), "-s", f"-j{min(2, os.cpu_count() or 1)}", make_goal],
+                                capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"the firmware build in {fw_dir} took longer than {_BUILD_TIMEOUT_S} s") from None
+    if result.returncode != 0:
+        raise BuildError(f"the firmware build in {fw_dir} failed: {_first_error(result.stderr + result.stdout)}",
+                         f"run 'make -C {fw_dir} {make_goal}' to see the full log")
+    return fw_dir / "build" / f"{goal}.elf"
+
+
+def _first_error(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[0]
+
+
+def _context(library: Library, target: Target) -> dict:
+    return {
+        "c_name": library.c_name, "macro": library.macro, "header": library.header,
+        "model_sources": [f"../src/{source}" for source in library.sources], "src_dir": "../src",
+        "core": target.core, "board": target.board, "console": target.board.console, "groups": SECTION_GROUPS,
+    }
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(asset_dir("firmware_templates")),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters["c_values"] = _c_lines
+    return env
+
+
+def _literals(values: np.ndarray, ctype: str) -> list[str]:
+    return [_c_literal(v, ctype) for v in np.asarray(values).ravel()]
+
+
+def _c_literal(value: float, ctype: str) -> str:
+    if ctype == "float":
+        # A hexadecimal literal is the exact float32 value: no decimal rounding between Python and the image.
+        return float(np.float32(value)).hex() + "f"
+    return str(int(value))
+
+
+def _c_lines(literals: list[str], per_line: int = 6) -> str:
+    return ",\n".join("    " + ", ".join(literals[i:i + per_line]) for i in range(0, len(literals), per_line))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file so an interrupted run never leaves a half-written file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
