@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from liquid_edge.errors import ConfigError, ModelFormatError
 from liquid_edge.ir import Model, Source
 from liquid_edge.loaders import config
@@ -35,6 +37,7 @@ def load_model(path: str | Path, *, module: str | None = None, mode: str | None 
     if chosen.kind == "ltc":
         raise ModelFormatError(f"module {chosen.label} of {path} is an ncps LTC: LTC is not supported yet",
                                "CfC models (dense or NCP-wired) are supported")
+    _check_finite(chosen, path)
     sources = [config.options_source(mode, activation)]
     sidecar = config.sidecar_source(path)
     if sidecar is not None:
@@ -50,6 +53,16 @@ def load_model(path: str | Path, *, module: str | None = None, mode: str | None 
     options = CfCOptions(mode=settings.get("mode"), activation=settings.get("activation"),
                          wiring_kind=settings.get("wiring"))
     return build_cfc(chosen.tensors, options, settings.get("name", path.stem), source)
+
+
+def _check_finite(module: FoundModule, path: Path) -> None:
+    """Name the checkpoint's own key: the user has to find the tensor in their file, not in the IR."""
+    for key, tensor in module.tensors.items():
+        if tensor.dtype.kind == "f" and not np.all(np.isfinite(tensor)):
+            bad = int(np.count_nonzero(~np.isfinite(tensor)))
+            name = f"{module.path}.{key}" if module.path else key
+            raise ModelFormatError(f"tensor {name} in {path} holds {bad} non-finite value(s) (NaN or Inf)",
+                                   "retrain or repair the checkpoint")
 
 
 def _listing(found: list[FoundModule]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from liquid_edge.errors import LiquidEdgeError, ModelFormatError
-from liquid_edge.loaders.safe_unpickle import load_zip_pickle
+from liquid_edge.loaders.safe_unpickle import ForbiddenGlobal, load_zip_pickle
 
 FORMAT_STATE_DICT = "state_dict"
 FORMAT_MODULE_PICKLE = "module_pickle"
@@ -39,19 +39,25 @@ def read_checkpoint(path: Path) -> CheckpointFile:
     if is_zip:
         _check_torch_zip(path, data)
     elif not data.startswith(b"\x80"):  # every pickle protocol >= 2 starts with PROTO (0x80)
-        raise ModelFormatError(f"{path} is {_describe_foreign(data)}, not a PyTorch checkpoint", _NOT_A_CHECKPOINT_FIX)
+        raise ModelFormatError(f"{path} {_describe_foreign(data)}, not a PyTorch checkpoint", _NOT_A_CHECKPOINT_FIX)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         content = _torch_load_weights_only(path)
         return CheckpointFile(path, sha256, FORMAT_STATE_DICT, _to_numpy(content))
     except pickle.UnpicklingError as exc:
-        if not is_zip or "weights only" not in str(exc).lower():
+        if "weights only" not in str(exc).lower():
             raise ModelFormatError(f"{path} cannot be read: {_first_line(exc)}",
                                    "the file is truncated, corrupted or not a PyTorch checkpoint") from None
+        if not is_zip:
+            raise ModelFormatError(f"{path} pickles objects in PyTorch's legacy (non-zip) format, which cannot be "
+                                   "read without running code from it", "save model.state_dict() with a sidecar "
+                                   "JSON, or save the model again with a current PyTorch") from None
     # torch refused a pickled class: a whole-module pickle, read with the restricted unpickler.
     try:
         with zipfile.ZipFile(path) as archive:
             content = load_zip_pickle(archive)
+    except ForbiddenGlobal as exc:
+        raise ForbiddenGlobal(f"{path}: {exc.problem}", exc.fix) from None
     except LiquidEdgeError:
         raise
     except Exception as exc:  # a malformed pickle can fail in many ways; none of them may escape as a traceback
@@ -91,16 +97,16 @@ def _check_torch_zip(path: Path, data: bytes) -> None:
 
 def _describe_foreign(data: bytes) -> str:
     if data.startswith(b"\x93NUMPY"):
-        return "a NumPy .npy array"
+        return "is a NumPy .npy array"
     if data.startswith(b"\x89HDF"):
-        return "an HDF5 file (a Keras model?)"
+        return "is an HDF5 file (a Keras model?)"
     if data[4:8] == b"TFL3":
-        return "a TFLite flatbuffer"
+        return "is a TFLite flatbuffer"
     try:
         data[:4096].decode("utf-8")
     except UnicodeDecodeError:
-        return "unrecognised binary data"
-    return "a text file"
+        return "holds unrecognised binary data"
+    return "is a text file"
 
 
 def _torch_load_weights_only(path: Path) -> Any:

@@ -56,7 +56,7 @@ def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
     mode = "pure" if is_pure(tensors) else options.mode
     if mode is None:
         raise ConfigError("the checkpoint does not say whether the CfC mode is 'default' or 'no_gate'",
-                          "pass --mode default or --mode no_gate (or a sidecar JSON with \"mode\")")
+                          "pass --mode default or --mode no_gate, or set \"mode\" in a sidecar <checkpoint>.json")
     if mode not in MODES:
         raise ConfigError(f"unknown CfC mode '{mode}'", f"use one of {', '.join(MODES)}")
     if is_pure(tensors) and options.mode not in (None, "pure"):
@@ -77,8 +77,8 @@ def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
         activation = options.activation
         if has_backbone(tensors) and activation is None:
             raise ConfigError("the checkpoint does not say which backbone activation the CfC uses",
-                              f"pass --activation with one of {', '.join(ACTIVATIONS)} "
-                              "(or a sidecar JSON with \"activation\")")
+                              f"pass --activation with one of {', '.join(ACTIVATIONS)}, "
+                              "or set \"activation\" in a sidecar <checkpoint>.json")
         if activation is not None and activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation '{activation}'", f"use one of {', '.join(ACTIVATIONS)}")
         # Without a backbone the activation is never applied; a fixed name keeps equal models equal.

@@ -1,0 +1,46 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from liquid_edge.loaders.config import sidecar_path
+from models import Config, build
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path               # the checkpoint file
+    module: torch.nn.Module  # the ncps model it was saved from (float32, eval mode)
+
+
+def sidecar_settings(config: Config) -> dict:
+    """What a sidecar says for ``config``: mode, activation (dense only) and the wiring kind (wired only)."""
+    settings = dict(config.options)
+    if config.wiring is not None:
+        settings["wiring"] = config.wiring[0]
+    return settings
+
+
+@pytest.fixture
+def write_checkpoint(tmp_path):
+    """``write_checkpoint(config, seed=0, whole_module=False)`` -> :class:`Checkpoint` in tmp_path.
+
+    The default is ``torch.save(model.state_dict())`` plus the sidecar ``<file>.json``; ``whole_module=True``
+    saves ``torch.save(model)`` (which carries its settings) and no sidecar.
+    """
+
+    def write(config: Config, seed: int = 0, whole_module: bool = False) -> Checkpoint:
+        module = build(config, seed)
+        path = tmp_path / f"{config.id}-{seed}{'-module' if whole_module else ''}.pt"
+        torch.save(module if whole_module else module.state_dict(), path)
+        if not whole_module:
+            sidecar_path(path).write_text(json.dumps(sidecar_settings(config)))
+        return Checkpoint(path, module)
+
+    return write
