@@ -18,9 +18,10 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from liquid_edge import elf_size
 from liquid_edge.assets import asset_dir
-from liquid_edge.errors import BuildError, ToolMissingError
-from liquid_edge.targets import Target
+from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
+from liquid_edge.targets import Target, load_catalog
 
 CROSS_GCC = "arm-none-eabi-gcc"
 INSTALL_HINT = "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"
@@ -80,6 +81,39 @@ class ParityData:
 
 def firmware_dir(out_dir: Path) -> Path:
     return Path(out_dir) / FIRMWARE_DIR
+
+
+def library_of(out_dir: Path, manifest: dict) -> Library:
+    """The generated library of a compiled output folder: every C file of ``OUT/src``."""
+    c_name = manifest["c_name"]
+    sources = tuple(sorted(path.name for path in (Path(out_dir) / "src").glob("*.c")))
+    return Library(c_name, f"{c_name}.h", sources)
+
+
+def target_of(manifest: dict) -> Target:
+    """The core and board a compiled output folder was built for (``manifest["firmware"]``)."""
+    firmware = manifest.get("firmware")
+    if not firmware:
+        raise ConfigError(f"this output was compiled for {manifest.get('target', 'host')}, not for a Cortex-M core",
+                          "compile again with --target cortex-m4 (or another core, see 'liquid-edge targets')")
+    return load_catalog().resolve(firmware["core"], firmware["board"])
+
+
+def add_firmware(out_dir: Path, manifest: dict, core_name: str, board_name: str | None = None) -> None:
+    """The compile hook for Cortex-M targets: write ``OUT/firmware``; build the application when the cross
+    compiler is installed and record its memory table; fill ``manifest["board"]`` and ``manifest["firmware"]``."""
+    target = load_catalog().resolve(core_name, board_name)
+    fw_dir = emit_project(out_dir, library_of(out_dir, manifest), target)
+    info = {"core": target.core.name, "board": target.board.name, "qemu_machine": target.board.qemu_machine,
+            "project": FIRMWARE_DIR, "elf": None, "memory": None, "not_built": None}
+    if cross_compiler_available():
+        elf = build(fw_dir, "app")
+        info["elf"] = elf.relative_to(out_dir).as_posix()
+        info["memory"] = elf_size.as_json(elf_size.memory_table(elf, STATE_SYMBOL))
+    else:
+        info["not_built"] = f"{CROSS_GCC} is not installed; install it with: {INSTALL_HINT}"
+    manifest["board"] = target.board.name
+    manifest["firmware"] = info
 
 
 def emit_project(out_dir: Path, library: Library, target: Target) -> Path:

@@ -1,0 +1,129 @@
+"""QEMU backend: the parity firmware of the compiled target, run under qemu-system-arm.
+
+The test sequences and the float32-rounded reference outputs are compiled into the image (``parity_data.c``,
+constant in flash). The image checks every output itself and prints every output and final state as raw hex bit
+patterns; this module reads those back exactly, so ``verify`` computes its metrics from the numbers the target
+produced. Sequences that do not fit the board's flash are split over several images.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from liquid_edge import firmware, ir_io, reference
+from liquid_edge.data import Sequences
+from liquid_edge.elf_size import memory_table
+from liquid_edge.errors import ConfigError, RunError, ToolMissingError
+from liquid_edge.runners.base import BackendRun
+from liquid_edge.targets import Target
+
+QEMU = "qemu-system-arm"
+QEMU_INSTALL_HINT = "apt-get install --no-install-recommends qemu-system-arm"
+TIMEOUT_ENV = "LIQUID_EDGE_QEMU_TIMEOUT"
+DEFAULT_TIMEOUT_S = 120.0
+#: Max abs error against the float64 reference that the image itself accepts (newlib's expf/tanhf included).
+FLOAT_TOLERANCE = 1e-5
+#: Flash kept free besides the application image when packing sequences (the parity main is a little larger).
+_FLASH_MARGIN = 8 * 1024
+
+
+def supports(manifest: dict) -> bool:
+    """Outputs compiled for a Cortex-M core on a board that QEMU emulates."""
+    return bool(manifest.get("firmware")) and firmware.target_of(manifest).board.qemu_machine is not None
+
+
+def run(out_dir: Path, manifest: dict, sequences: Sequences) -> BackendRun:
+    out_dir = Path(out_dir)
+    target = firmware.target_of(manifest)
+    if target.board.qemu_machine is None:
+        raise ConfigError(f"board {target.board.name} is not emulated by QEMU",
+                          "compile for a board with a [qemu] machine (see 'liquid-edge targets')")
+    library = firmware.library_of(out_dir, manifest)
+    model = ir_io.load(out_dir / "model")
+    expected, _ = reference.run(model, sequences.x, sequences.dt)
+    data = firmware.ParityData(sequences.x, sequences.dt, expected, atol=FLOAT_TOLERANCE)
+    fw_dir = firmware.firmware_dir(out_dir)
+    outputs, states = [], []
+    for chunk in _chunks(fw_dir, target, data):
+        part = data.select(chunk)
+        firmware.write_parity_program(fw_dir, library, target, part)
+        elf = firmware.build(fw_dir, "parity")
+        _, console = run_image(elf, target.board.qemu_machine, timeout())
+        chunk_outputs, chunk_states = parse_console(console, part.expected.shape, manifest["summary"]["state_size"])
+        outputs.append(chunk_outputs)
+        states.append(chunk_states)
+    return BackendRun(f"qemu:{target.core.name}", np.concatenate(outputs), np.concatenate(states))
+
+
+def timeout() -> float:
+    value = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        return float(value) if value else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"{TIMEOUT_ENV}={value!r} is not a number of seconds") from None
+
+
+def run_image(elf: Path, machine: str, timeout_s: float) -> tuple[int, str]:
+    """Run a firmware image to its semihosting exit; return (exit code, console text). Never hangs."""
+    if shutil.which(QEMU) is None:
+        raise ToolMissingError(f"{QEMU} is not installed", f"install it: {QEMU_INSTALL_HINT}")
+    command = [QEMU, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "stdio",
+               "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                                stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"{elf.name} did not finish within {timeout_s:g} s under {QEMU} -M {machine}",
+                       f"the firmware hangs, or needs more time: set {TIMEOUT_ENV} to more seconds") from None
+    # Semihosting text arrives on QEMU's stderr, UART text on its stdout.
+    return result.returncode, result.stdout + result.stderr
+
+
+def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read the Y (outputs) and S (final state) lines of a parity run back into float64 arrays."""
+    sequences, steps, width = expected_shape
+    outputs = np.full((sequences, steps, width), np.nan)
+    states = np.full((sequences, state_size), np.nan)
+    reported = np.zeros((sequences, steps), dtype=bool)
+    finished = False
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] == "fault:":
+            raise RunError(f"the parity firmware stopped with '{line.strip()}'",
+                           "rebuild it; if it persists the generated code misbehaves on this core")
+        if fields[0] == "Y" and len(fields) == 3 + width:
+            outputs[int(fields[1]), int(fields[2])] = _floats(fields[3:])
+            reported[int(fields[1]), int(fields[2])] = True
+        elif fields[0] == "S" and len(fields) == 2 + state_size:
+            states[int(fields[1])] = _floats(fields[2:])
+        elif fields[0] == "E":
+            finished = True
+    missing = int((~reported).sum())
+    if not finished or missing:
+        raise RunError(f"the parity firmware ended early ({missing} of {sequences * steps} steps reported)",
+                       "look at the console output with 'make -C OUT/firmware run-parity'")
+    return outputs, states
+
+
+def _floats(hex_words: list[str]) -> np.ndarray:
+    return np.array([int(word, 16) for word in hex_words], dtype=np.uint32).view(np.float32).astype(np.float64)
+
+
+def _chunks(fw_dir: Path, target: Target, data: firmware.ParityData) -> list[slice]:
+    """Split the sequences into images that fit the board's flash next to the firmware itself."""
+    app = memory_table(firmware.build(fw_dir, "app"), firmware.STATE_SYMBOL)[-1]
+    budget = target.board.flash.length - app.flash - _FLASH_MARGIN
+    per_image = budget // data.bytes_per_sequence
+    if per_image < 1:
+        raise ConfigError(f"one test sequence needs {data.bytes_per_sequence:,} bytes of flash but board "
+                          f"{target.board.name} has {max(budget, 0):,} left next to the firmware",
+                          "verify with fewer steps per sequence, or pick a board with more flash")
+    count = data.inputs.shape[0]
+    return [slice(start, start + per_image) for start in range(0, count, per_image)]
