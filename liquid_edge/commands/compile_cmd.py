@@ -1,0 +1,53 @@
+"""``liquid-edge compile MODEL -o OUT``: the C library, the host build files, the IR copy and the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from liquid_edge import api
+from liquid_edge.commands.inspect_cmd import model_options
+from liquid_edge.compile import HOST_TARGET, CompileOptions, compile_model
+from liquid_edge.output import format_table, print_json
+
+
+@click.command("compile")
+@model_options
+@click.option("--target", default=HOST_TARGET, show_default=True,
+              help="Where the code runs: host, or a core/board listed by 'liquid-edge targets'.")
+@click.option("--board", help="Board of the target core (default: the core's default board).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder (new, empty, or a previous output with --force).")
+@click.option("--name", help="Model name in the C code (sanitized into the prefix of every symbol).")
+@click.option("--dense", is_flag=True, help="Do not exploit NCP sparsity (store and multiply masked weights).")
+@click.option("--force", is_flag=True, help="Replace a previous liquid-edge output in OUT.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def command(model_path: Path, module_path: str | None, mode: str | None, activation: str | None, target: str,
+            board: str | None, out_dir: Path, name: str | None, dense: bool, force: bool, as_json: bool) -> None:
+    """Compile MODEL into dependency-free C99 in OUT (and a firmware project for Cortex-M targets)."""
+    model = api.load(model_path, module=module_path, mode=mode, activation=activation)
+    manifest = compile_model(model, out_dir, CompileOptions(target=target, board=board, name=name,
+                                                            sparse=not dense, force=force))
+    if as_json:
+        print_json(manifest)
+    else:
+        click.echo(format_manifest(out_dir, manifest))
+
+
+def format_manifest(out_dir: Path, manifest: dict) -> str:
+    s = manifest["summary"]
+    macs = f"{s['executed_macs_per_step']:,} executed ({s['dense_macs_per_step']:,} dense"
+    macs += f", {s['sparse_macs_per_step']:,} with sparsity)"
+    rows = [
+        ("output", str(out_dir)),
+        ("C name", manifest["c_name"]),
+        ("target", manifest["target"] + (f" ({manifest['board']})" if manifest["board"] else "")),
+        ("inputs / outputs", f"{s['input_size']} / {s['output_size']}"),
+        ("state", f"{s['state_size']} floats ({s['state_bytes']:,} bytes per instance)"),
+        ("weights", f"{s['weight_bytes']:,} bytes (const)"),
+        ("scratch", f"{s['scratch_bytes']:,} bytes (stack)"),
+        ("MACs/step", macs),
+        ("files", f"{len(manifest['files'])} (see {out_dir / 'liquid_edge.json'})"),
+    ]
+    return format_table(("property", "value"), rows)

@@ -1,0 +1,55 @@
+"""``liquid-edge verify OUT --on host|qemu|all``: parity of the compiled code with the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from liquid_edge.errors import EXIT_OK, EXIT_PARITY_FAILED
+from liquid_edge.output import format_table, print_json
+from liquid_edge.verify import ALL_BACKENDS, verify
+
+
+@click.command("verify")
+@click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--on", "on", default="host", show_default=True, metavar="BACKEND",
+              help=f"Where to run the compiled code: a backend (host, qemu) or '{ALL_BACKENDS}'.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Sequences (.npz/.npy/.csv); default: random inputs with irregular dt.")
+@click.option("--steps", type=click.IntRange(min=1), help="Steps per sequence (default 200, or all of --data).")
+@click.option("--sequences", "count", type=click.IntRange(min=1),
+              help="Number of sequences (default 4, or all of --data).")
+@click.option("--tolerance", type=float,
+              help="Max abs error allowed for float builds (default per backend: 1e-5 on host).")
+@click.option("--save", type=click.Path(path_type=Path), help="Write inputs, dt, reference and backend outputs "
+                                                                "as .npy files into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def command(out_dir: Path, on: str, data: Path | None, steps: int | None, count: int | None,
+            tolerance: float | None, save: Path | None, as_json: bool) -> int:
+    """Run the same sequences through the reference and the compiled code of OUT; exit 1 on a parity failure."""
+    report = verify(out_dir, on=on, data=data, count=count, steps=steps, tolerance=tolerance, save=save)
+    if as_json:
+        print_json(report)
+    else:
+        click.echo(format_report(report))
+    return EXIT_OK if report["passed"] else EXIT_PARITY_FAILED
+
+
+def format_report(report: dict) -> str:
+    rows = [(r["backend"], r["sequences"], r["steps"], _error(r["max_abs_error"]), _error(r["rmse"]),
+             "exact" if r["bit_exact"] else r["tolerance"], "pass" if r["passed"] else "FAIL")
+            for r in report["results"]]
+    lines = [f"{report['c_name']} vs {report['expected']} on {report['data']}",
+             format_table(("backend", "sequences", "steps", "max abs error", "RMSE", "tolerance", "result"), rows)]
+    for r in report["results"]:
+        f = r["first_failure"]
+        if f is not None:
+            lines.append(f"{r['backend']}: first failure at sequence {f['sequence']}, step {f['step']}, output "
+                         f"{f['output']}: expected {f['expected']:.7g}, got {f['actual']:.7g} "
+                         f"({r['exceeded']:,} values outside the tolerance)")
+    return "\n".join(lines)
+
+
+def _error(value: float | None):
+    return "non-finite" if value is None else value

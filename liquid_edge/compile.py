@@ -1,0 +1,172 @@
+"""The compile pipeline: IR -> output folder (IR copy, C library, host build files, firmware, manifest).
+
+Everything is written into a staging folder next to ``OUT`` and moved into place at the end, so a failure never
+leaves a half-written ``OUT`` and never touches a folder that is not a previous liquid-edge output.
+
+Seams for the other parts of the toolchain:
+
+* ``_emit_library`` turns the IR into sources; the float32 emitter is the only branch so far (a quantized build
+  adds its emitter there and fills ``manifest["quantization"]``).
+* Targets other than ``host`` call ``liquid_edge.firmware.add_firmware(staging_dir, manifest, target, board)``,
+  which writes ``firmware/`` into the staging folder and may update the manifest (``board``, ``firmware``). It
+  is called after ``model/`` and ``src/`` exist and before the manifest and its file list are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from liquid_edge import __version__, ir_io
+from liquid_edge.analysis import summarize
+from liquid_edge.emit.c_library import CLibrary, emit_c_library, template_environment
+from liquid_edge.emit.naming import c_identifier
+from liquid_edge.errors import ConfigError, LiquidEdgeError
+from liquid_edge.ir import Model
+
+HOST_TARGET = "host"
+MANIFEST_NAME = "liquid_edge.json"
+MANIFEST_FORMAT = "liquid-edge output"
+MANIFEST_VERSION = 1
+MODEL_DIR = "model"
+SOURCE_DIR = "src"
+HOST_BUILD_FILES = ("Makefile", "CMakeLists.txt")
+
+
+class OutputFolderError(LiquidEdgeError):
+    """The output folder cannot be written or read as a liquid-edge output."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How to compile: ``name`` (default: the model's name) becomes the C prefix after sanitizing; ``board``
+    picks the board of a Cortex-M target (None: the core's default board)."""
+
+    target: str = HOST_TARGET
+    board: str | None = None
+    name: str | None = None
+    sparse: bool = True
+    force: bool = False
+
+
+def compile_model(model: Model, out_dir: Path, options: CompileOptions = CompileOptions()) -> dict:
+    """Write the output folder for ``model`` and return its manifest."""
+    out_dir = Path(out_dir)
+    add_firmware = _firmware_hook(options)
+    _check_destination(out_dir, options.force)
+    c_name = c_identifier(options.name or model.name)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging", dir=out_dir.parent))
+    try:
+        ir_io.save(model, staging / MODEL_DIR)
+        library = _emit_library(model, c_name, options)
+        _write_files(staging / SOURCE_DIR, library.files)
+        _write_files(staging, _host_build_files(c_name, sorted(library.files)))
+        manifest = _manifest(model, library, options)
+        if add_firmware is not None:
+            add_firmware(staging, manifest, options.target, options.board)
+        manifest["files"] = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        _move_into_place(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return manifest
+
+
+def read_manifest(out_dir: Path) -> dict:
+    """The manifest of a compiled output folder; :class:`OutputFolderError` when there is none."""
+    path = Path(out_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise OutputFolderError(f"{out_dir} is not a liquid-edge output folder (no {MANIFEST_NAME})",
+                                "pass the folder written by 'liquid-edge compile MODEL -o OUT'")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise OutputFolderError(f"cannot read {path}: {exc}", "recompile the model") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise OutputFolderError(f"{path} is not a liquid-edge manifest", "recompile the model")
+    return manifest
+
+
+def _emit_library(model: Model, c_name: str, options: CompileOptions) -> CLibrary:
+    """The sources of the library: the float32 emitter (quantized builds branch here)."""
+    return emit_c_library(model, c_name, sparse=options.sparse)
+
+
+def _firmware_hook(options: CompileOptions):
+    """None for host; otherwise the firmware module's ``add_firmware`` (an unknown target raises from it)."""
+    target = options.target
+    if target == HOST_TARGET:
+        if options.board is not None:
+            raise ConfigError(f"--board {options.board} needs a Cortex-M target, not host",
+                              "add --target with a core from 'liquid-edge targets'")
+        return None
+    try:
+        from liquid_edge.firmware import add_firmware
+    except ImportError:
+        raise ConfigError(f"unknown target '{target}': this installation compiles for host only",
+                          "run 'liquid-edge targets' to list the targets") from None
+    return add_firmware
+
+
+def _check_destination(out_dir: Path, force: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise OutputFolderError(f"{out_dir} exists and is not a folder", "choose another output folder with -o")
+    if not any(out_dir.iterdir()):
+        return
+    try:
+        read_manifest(out_dir)
+    except OutputFolderError:
+        raise OutputFolderError(f"{out_dir} is not empty and is not a liquid-edge output folder",
+                                "choose a new or empty output folder with -o") from None
+    if not force:
+        raise OutputFolderError(f"{out_dir} already holds a compiled model", "pass --force to replace it")
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    # Swap by renames, so OUT is either the old or the new output at every moment.
+    retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+    os.replace(out_dir, retired / "previous")
+    os.replace(staging, out_dir)
+    shutil.rmtree(retired)
+
+
+def _write_files(directory: Path, files: dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+
+
+def _host_build_files(c_name: str, sources: list[str]) -> dict[str, str]:
+    env = template_environment()
+    context = {"name": c_name, "version": __version__, "source_dir": SOURCE_DIR,
+               "c_sources": [s for s in sources if s.endswith(".c")]}
+    return {name: env.get_template(f"host/{name}.j2").render(context) for name in HOST_BUILD_FILES}
+
+
+def _manifest(model: Model, library: CLibrary, options: CompileOptions) -> dict:
+    analysis = summarize(model)
+    return {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "tool_version": __version__,
+        "model_name": model.name,
+        "c_name": library.c_name,
+        "target": options.target,
+        "board": None,
+        "quantization": None,
+        "sparse": options.sparse,
+        "source": None if model.source is None else asdict(model.source),
+        "summary": {**library.figures, "parameters": analysis["parameters"]["stored"],
+                    "synapses": analysis["synapses"]},
+    }
