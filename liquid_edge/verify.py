@@ -21,6 +21,7 @@ from liquid_edge.compile import MODEL_DIR, read_manifest
 from liquid_edge.data import Sequences, load_sequences, random_sequences
 from liquid_edge.errors import ConfigError
 from liquid_edge.output import progress
+from liquid_edge.report.records import record_verification
 from liquid_edge.runners import BACKENDS, Backend
 
 DEFAULT_SEQUENCES = 4
@@ -122,6 +123,8 @@ def verify(out_dir: Path, on: str = "host", data: Path | None = None, count: int
         runs.append(run)
         results.append(compare(run.name, expected, run.outputs,
                                backend.float_tolerance if tolerance is None else tolerance))
+        record_verification(out_dir, file_stem(run.name), results[-1], sequences.origin, expected.label,
+                            sequences.x, sequences.dt, expected.outputs, run.outputs)
     if save is not None:
         save_arrays(Path(save), sequences, expected, runs)
     return {
