@@ -22,6 +22,7 @@ from typing import Any
 
 from liquid_edge.errors import ConfigError
 from liquid_edge.ir import ACTIVATIONS, MODES
+from liquid_edge.loaders.safe_unpickle import Record
 
 SETTINGS = ("mode", "activation", "wiring", "name")
 STRICT_CONFIG_KEY = "liquid_edge_config"
@@ -70,18 +71,26 @@ def sidecar_source(checkpoint: Path) -> ConfigSource | None:
 
 
 def checkpoint_sources(content: Any) -> list[ConfigSource]:
-    if not isinstance(content, dict):
+    content = _as_dict(content)
+    if content is None:
         return []
     sources = []
     if STRICT_CONFIG_KEY in content:
         sources.append(_structured_source(f"checkpoint entry '{STRICT_CONFIG_KEY}'", content[STRICT_CONFIG_KEY]))
     for key in LENIENT_CONFIG_KEYS:
-        entry = content.get(key)
-        if isinstance(entry, dict):
+        entry = _as_dict(content.get(key))
+        if entry is not None:
             found = {name: entry[name] for name in _VALID if entry.get(name) in _VALID[name]}
             if found:
                 sources.append(ConfigSource(f"checkpoint entry '{key}'", found))
     return sources
+
+
+def _as_dict(value: Any) -> dict | None:
+    """A dict, or the items of a pickled dict subclass (e.g. Lightning's AttributeDict); else None."""
+    if isinstance(value, dict):
+        return value
+    return value.items if isinstance(value, Record) and value.items else None
 
 
 def pickled_source(settings: dict[str, str]) -> ConfigSource:

@@ -58,6 +58,8 @@ def find_modules(content: Any) -> list[FoundModule]:
 
 def top_level_summary(content: Any) -> str:
     """A short description of what the checkpoint holds, for the 'no ncps module' error."""
+    if isinstance(content, Record) and content.items:
+        content = content.items
     if isinstance(content, dict):
         keys = [str(k) for k in content]
         shown = ", ".join(keys[:12]) + (f", ... ({len(keys)} keys)" if len(keys) > 12 else "")
@@ -74,6 +76,8 @@ def _join(path: str, key: Any) -> str:
 def _walk(value: Any, path: str, flat: dict, found: list, top: bool = False) -> None:
     if isinstance(value, np.ndarray):
         flat[path] = value
+    elif isinstance(value, Record) and value.items:
+        _walk(value.items, path, flat, found, top)
     elif isinstance(value, Record):
         _walk_record(value, path, flat, found)
     elif isinstance(value, dict):

@@ -44,6 +44,8 @@ class Record:
         self.qualname = qualname
         self.args = args
         self.state: Any = None
+        self.items: dict = {}       # what pickle stores into dict subclasses (e.g. hyper-parameter dicts)
+        self.elements: list = []    # what pickle appends to list subclasses
 
     @property
     def class_name(self) -> str:
@@ -54,6 +56,15 @@ class Record:
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], (dict, type(None))):
             state = state[0] or state[1]
         self.state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.items[key] = value
+
+    def append(self, value: Any) -> None:
+        self.elements.append(value)
+
+    def extend(self, values: Any) -> None:
+        self.elements.extend(values)
 
     def attributes(self) -> dict:
         return self.state if isinstance(self.state, dict) else {}
