@@ -9,7 +9,7 @@ each part is measured, not estimated. "rest of firmware" is what is left of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
@@ -25,8 +25,14 @@ KINDS = ("text", "rodata", "data", "bss")
 class Part:
     key: str
     label: str
-    flash: int
-    ram: int
+    flash: int = 0
+    ram: int = 0
+
+
+#: The rows of the table, in order (keys of the JSON form, labels of the text form).
+PARTS = (Part("model_weights", "model weights"), Part("model_code", "model code"),
+         Part("model_ram", "model state and static data"), Part("math_runtime", "math runtime (libm, libgcc)"),
+         Part("stack", "stack (reserved)"), Part("rest", "rest of firmware"), Part("total", "firmware total"))
 
 
 def memory_table(elf_path: Path, state_symbol: str) -> list[Part]:
@@ -41,25 +47,20 @@ def memory_table(elf_path: Path, state_symbol: str) -> list[Part]:
     if state_symbol not in symbols:
         raise BuildError(f"{elf_path} has no symbol {state_symbol}", "rebuild the firmware from its generated project")
     state = symbols[state_symbol][1]
-    parts = [
-        Part("model_weights", "model weights", model["rodata"], 0),
-        Part("model_code", "model code", model["text"], 0),
-        Part("model_ram", "model state and static data", model["data"], state + model["data"] + model["bss"]),
-        Part("math_runtime", "math runtime (libm, libgcc)", math["text"] + math["rodata"] + math["data"],
-             math["data"] + math["bss"]),
-        Part("stack", "stack (reserved)", 0, stack),
+    sizes = [
+        (model["rodata"], 0),
+        (model["text"], 0),
+        (model["data"], state + model["data"] + model["bss"]),
+        (math["text"] + math["rodata"] + math["data"], math["data"] + math["bss"]),
+        (0, stack),
     ]
-    rest = Part("rest", "rest of firmware", flash_total - sum(p.flash for p in parts),
-                ram_total - sum(p.ram for p in parts))
-    return [*parts, rest, Part("total", "firmware total", flash_total, ram_total)]
+    rest = (flash_total - sum(f for f, _ in sizes), ram_total - sum(r for _, r in sizes))
+    return [replace(part, flash=flash, ram=ram)
+            for part, (flash, ram) in zip(PARTS, [*sizes, rest, (flash_total, ram_total)])]
 
 
 def as_json(parts: list[Part]) -> dict:
     return {part.key: {"flash_bytes": part.flash, "ram_bytes": part.ram} for part in parts}
-
-
-def as_rows(parts: list[Part]) -> list[list]:
-    return [[part.label, part.flash, part.ram] for part in parts]
 
 
 def _symbols(elf: ELFFile, elf_path: Path) -> dict[str, tuple[int, int]]:

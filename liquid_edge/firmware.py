@@ -21,6 +21,7 @@ import numpy as np
 from liquid_edge import elf_size
 from liquid_edge.assets import asset_dir
 from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
+from liquid_edge.output import format_table
 from liquid_edge.targets import Target, load_catalog
 
 CROSS_GCC = "arm-none-eabi-gcc"
@@ -114,6 +115,16 @@ def add_firmware(out_dir: Path, manifest: dict, core_name: str, board_name: str 
         info["not_built"] = f"{CROSS_GCC} is not installed; install it with: {INSTALL_HINT}"
     manifest["board"] = target.board.name
     manifest["firmware"] = info
+
+
+def format_firmware(info: dict) -> str:
+    """The firmware part of the compile report: the memory table of the built application, or how to build it."""
+    if info["memory"] is None:
+        return f"firmware: sources in {info['project']}/, not built: {info['not_built']}"
+    labels = {part.key: part.label for part in elf_size.PARTS}
+    rows = [[labels[key], sizes["flash_bytes"], sizes["ram_bytes"]] for key, sizes in info["memory"].items()]
+    return (f"firmware: {info['elf']} ({info['core']} on {info['board']})\n"
+            + format_table(("memory (bytes)", "flash", "RAM"), rows))
 
 
 def emit_project(out_dir: Path, library: Library, target: Target) -> Path:

@@ -9,6 +9,7 @@ import click
 from liquid_edge import api
 from liquid_edge.commands.inspect_cmd import model_options
 from liquid_edge.compile import HOST_TARGET, CompileOptions, compile_model
+from liquid_edge.firmware import format_firmware
 from liquid_edge.output import format_table, print_json
 
 
@@ -50,4 +51,7 @@ def format_manifest(out_dir: Path, manifest: dict) -> str:
         ("MACs/step", macs),
         ("files", f"{len(manifest['files'])} (see {out_dir / 'liquid_edge.json'})"),
     ]
-    return format_table(("property", "value"), rows)
+    text = format_table(("property", "value"), rows)
+    if manifest.get("firmware"):
+        text += "\n\n" + format_firmware(manifest["firmware"])
+    return text
