@@ -11,8 +11,8 @@ The prefix must be a valid C identifier that no C99/C11/C23 implementation reser
   macros), ``LC_``, ``SIG``, ``PRI``/``SCN``, ``FE_``, ``FLT_``/``DBL_``/``LDBL_``, ``TIME_``, ``ATOMIC_``,
   ``atomic_``, ``memory_order_``, ``cnd_``/``mtx_``/``thrd_``/``tss_``;
 * lower case (macros use the upper-case form: two names differing only in case would collide there);
-* at most 20 characters, so ``<prefix>_set_state`` fits the 31 significant characters C99 guarantees for
-  external names.
+* at most 21 characters, so the longest external name, ``<prefix>_set_state``, fits the 31 significant
+  characters C99 guarantees for external names.
 
 Offending names get an ``m_`` prefix rather than being rejected; an empty result becomes ``model``.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-MAX_LENGTH = 20
+MAX_LENGTH = 31 - len("_set_state")
 FALLBACK = "model"
 _ESCAPE = "m_"
 
