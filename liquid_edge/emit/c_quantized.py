@@ -1,0 +1,242 @@
+"""Integer C library emitter: a :class:`QModel` becomes ``<name>.h`` + ``<name>.c`` (``codegen/int/*.j2``).
+
+The library keeps the float API of the float emitter (quantize on entry, dequantize on exit) and adds
+``<name>_step_q`` / ``<name>_run_q``, whose outputs are bit-exact with :mod:`liquid_edge.quant.emulator`.
+
+Layout decisions:
+
+* Dense layers: int8 weights row-major ``[row][col]``; the four CfC heads are one matrix (rows ff1, ff2, time_a,
+  time_b) so one pass over the head input feeds all of them.
+* Masked (NCP) layers: only kept synapses are stored (``col`` index and ``start`` offset per row).
+* Activations travel as int16 in every scheme (the int8 scheme keeps them in [-128, 127]): the kernels then
+  have one signature, and widening for 16x16 multiply-accumulate costs nothing at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from liquid_edge import __version__
+from liquid_edge.emit.c_library import template_environment
+from liquid_edge.quant import fixed, tables
+from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
+
+_CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "uint16_t": 2, "float": 4}
+
+
+@dataclass(frozen=True)
+class IntArray:
+    name: str
+    ctype: str
+    values: np.ndarray
+    comment: str
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size) * _CTYPE_BYTES[self.ctype]
+
+    def c_values(self, per_line: int = 16) -> list[str]:
+        if self.ctype == "float":
+            literals = [c_float(v) for v in self.values.ravel()]
+        else:
+            literals = [str(int(v)) for v in self.values.ravel()]
+        return [", ".join(literals[i:i + per_line]) for i in range(0, len(literals), per_line)]
+
+
+def c_float(value: float) -> str:
+    """Exact float32 literal (C99 hexadecimal floating constant)."""
+    return float(np.float32(value)).hex() + "f"
+
+
+@dataclass
+class LayerPlan:
+    """One matrix: its arrays and how the template calls the kernel."""
+
+    prefix: str
+    layer: QLinear
+    sparse: bool
+    arrays: list[IntArray] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.layer.rows
+
+    @property
+    def cols(self) -> int:
+        return self.layer.cols
+
+    @property
+    def macs(self) -> int:
+        return int(np.count_nonzero(self.layer.mask)) if self.sparse else self.rows * self.cols
+
+
+@dataclass
+class CellPlan:
+    index: int
+    cell: QCell
+    state_offset: int
+    input_size: int
+    backbone: list[LayerPlan]
+    heads: LayerPlan
+    arrays: list[IntArray] = field(default_factory=list)
+
+    @property
+    def head_input_size(self) -> int:
+        return self.heads.cols
+
+
+@dataclass
+class QuantPlan:
+    q: QModel
+    c_name: str
+    cells: list[CellPlan]
+    memory: LayerPlan | None
+    projection: LayerPlan | None
+    arrays: list[IntArray]
+    scratch: int
+
+    @property
+    def macro(self) -> str:
+        return self.c_name.upper()
+
+    @property
+    def pow2(self) -> bool:
+        return self.q.scheme == "pow2"
+
+    def layers(self) -> list[LayerPlan]:
+        out = [] if self.memory is None else [self.memory]
+        for cell in self.cells:
+            out += cell.backbone + [cell.heads]
+        return out + ([] if self.projection is None else [self.projection])
+
+    @property
+    def needs_dense(self) -> bool:
+        return any(not layer.sparse for layer in self.layers())
+
+    @property
+    def needs_sparse(self) -> bool:
+        return any(layer.sparse for layer in self.layers())
+
+    @property
+    def needs_signed_lut(self) -> bool:
+        return any(t.signed for t in self.q.tables.values())
+
+    @property
+    def needs_positive_lut(self) -> bool:
+        return any(not t.signed for t in self.q.tables.values())
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+    @property
+    def macs_per_step(self) -> int:
+        return sum(layer.macs for layer in self.layers())
+
+    @property
+    def input_ctype(self) -> str:
+        return f"int{self.q.act_bits}_t"
+
+    @property
+    def state_ctype(self) -> str:
+        return f"int{self.q.state_bits}_t"
+
+    @property
+    def act_limits(self) -> tuple[int, int]:
+        return fixed.limits(self.q.act_bits)
+
+    @property
+    def state_limits(self) -> tuple[int, int]:
+        return fixed.limits(self.q.state_bits)
+
+    @property
+    def dt_max(self) -> int:
+        return DT_MAX_Q
+
+    @property
+    def dt_frac(self) -> int:
+        return DT_FRAC
+
+    @property
+    def table_consts(self) -> dict[str, str]:
+        return {"tanh": tables.TANH, "sigmoid": tables.SIGMOID, "exp": tables.EXP_NEG,
+                "tanh_in": tables.TANH_IN, "sigmoid_in": tables.SIGMOID_IN, "exp_in": tables.EXP_IN}
+
+
+def _layer_plan(prefix: str, layer: QLinear, comment: str) -> LayerPlan:
+    plan = LayerPlan(prefix, layer, sparse=layer.mask is not None)
+    a = plan.arrays
+    if plan.sparse:
+        rows, cols = np.nonzero(layer.mask)
+        start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.rows))])
+        if start[-1] > 0xFFFF or layer.cols > 0xFFFF:
+            raise ValueError(f"{prefix}: more than 65535 synapses in one layer")
+        a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight[rows, cols], f"{comment}: kept synapses, row order"))
+        a.append(IntArray(f"{prefix}_col", "uint16_t", cols, "input index of each kept synapse"))
+        a.append(IntArray(f"{prefix}_start", "uint16_t", start, "first synapse of each row, then the end"))
+    else:
+        a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight, f"{comment} [{layer.rows}][{layer.cols}]"))
+    a.append(IntArray(f"{prefix}_b", "int32_t", layer.bias, "bias at accumulator scale"))
+    if layer.multiplier is not None:
+        a.append(IntArray(f"{prefix}_m", "int32_t", layer.multiplier, "requantization multiplier (Q31)"))
+    a.append(IntArray(f"{prefix}_s", "int8_t", layer.shift, "requantization right shift"))
+    return plan
+
+
+def plan_quantized(q: QModel, c_name: str) -> QuantPlan:
+    arrays: list[IntArray] = []
+    for table in q.tables.values():
+        arrays.append(IntArray(f"{c_name}_t_{table.name}", "int16_t", table.values,
+                               f"{table.function}: input Q{table.in_frac}, output Q{table.out_frac}"))
+    memory = None
+    if q.memory is not None:
+        memory = _layer_plan(f"{c_name}_lstm", q.memory, "LSTM gates i, ig, fg, og")
+        arrays += memory.arrays
+    cells, offset, width = [], 0, q.input_size
+    scratch = 0
+    for i, cell in enumerate(q.cells):
+        prefix = f"{c_name}_c{i}"
+        backbone = [_layer_plan(f"{prefix}_bb{k}", layer, f"backbone layer {k}") for k, layer in enumerate(cell.backbone)]
+        heads = _layer_plan(f"{prefix}_heads", cell.heads, "heads ff1" if cell.mode == "pure"
+                            else "heads ff1, ff2, time_a, time_b")
+        plan = CellPlan(i, cell, offset, width, backbone, heads)
+        for layer in backbone:
+            plan.arrays += layer.arrays
+        plan.arrays += heads.arrays
+        if cell.mode == "pure":
+            plan.arrays.append(IntArray(f"{prefix}_tau", "int16_t", cell.tau, f"|w_tau| in Q{cell.ff1_frac}"))
+            plan.arrays.append(IntArray(f"{prefix}_amp", "int16_t", cell.amp, f"A in Q{cell.amp_frac}"))
+        arrays += plan.arrays
+        cells.append(plan)
+        scratch = max(scratch, width + cell.units + sum(l.rows for l in backbone) + heads.rows)
+        offset += cell.units
+        width = cell.units
+    projection = None
+    if q.projection is not None:
+        projection = _layer_plan(f"{c_name}_proj", q.projection, "output projection")
+        arrays += projection.arrays
+    state_fracs = q.state_fracs()
+    arrays.append(IntArray(f"{c_name}_state_inv2", "float", 2.0 ** (state_fracs + 1), "2 / scale of each state value"))
+    arrays.append(IntArray(f"{c_name}_state_scale", "float", 2.0 ** -state_fracs.astype(np.float64),
+                           "scale of each state value"))
+    arrays.append(IntArray(f"{c_name}_input_inv2", "float", q.input_inv_scale2, "2 / scale of each input"))
+    return QuantPlan(q, c_name, cells, memory, projection, arrays, scratch)
+
+
+def emit_quantized_library(q: QModel, c_name: str) -> dict[str, str]:
+    """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``."""
+    plan = plan_quantized(q, c_name)
+    env = template_environment()
+    context = {"plan": plan, "q": q, "name": c_name, "NAME": plan.macro, "version": __version__,
+               "c_float": c_float, "T": plan.table_consts}
+    return {f"{c_name}.h": env.get_template("int/model_q.h.j2").render(context),
+            f"{c_name}.c": env.get_template("int/model_q.c.j2").render(context)}
+
+
+def quantized_figures(q: QModel, c_name: str) -> dict:
+    plan = plan_quantized(q, c_name)
+    return {"scheme": q.scheme, "act_bits": q.act_bits, "state_bits": q.state_bits,
+            "weight_bytes": plan.weight_bytes, "state_bytes": q.state_size * q.state_bits // 8,
+            "executed_macs_per_step": plan.macs_per_step}
