@@ -137,6 +137,7 @@ def emit_project(out_dir: Path, library: Library, target: Target) -> Path:
         "console.c": f"console/{target.board.console.driver}.c.j2",
         "linker.ld": "linker.ld.j2",
         "app_main.c": "app_main.c.j2",
+        "le_app.h": "le_app.h.j2",
         "Makefile": "Makefile.j2",
         "CMakeLists.txt": "CMakeLists.txt.j2",
     }

@@ -1,0 +1,178 @@
+"""The firmware project: files, builds (make, CMake, warning-free), memory table, parity image, extra boards."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from cortex_m import compile_for, needs_cross, needs_qemu, run_cli, run_cli_json
+from liquid_edge import firmware, ir_io, reference
+from liquid_edge.data import random_sequences
+from liquid_edge.runners.qemu import parse_console, run_image
+from liquid_edge.targets import TARGETS_PATH_ENV, load_catalog
+from models import DENSE, WIRED, build
+from test_targets import EXTRA_BOARD
+
+pytestmark = [pytest.mark.cross, needs_cross]
+
+PROJECT_FILES = ("Makefile", "CMakeLists.txt", "arm-none-eabi.cmake", "startup.c", "console.c", "le_runtime.c",
+                 "le_firmware.h", "linker.ld", "app_main.c", "le_app.h")
+
+
+@pytest.fixture(scope="module")
+def m4_output(tmp_path_factory):
+    out = tmp_path_factory.mktemp("m4") / "out"
+    return out, compile_for(DENSE, "cortex-m4", out)
+
+
+@pytest.fixture(scope="module")
+def m4_parity(m4_output):
+    """The parity image of the M4 output with 2 sequences x 24 steps, and those sequences' reference outputs."""
+    out, manifest = m4_output
+    data = random_sequences(DENSE.input_size, 2, 24, seed=3)
+    expected, _ = reference.run(ir_io.load(out / "model"), data.x, data.dt)
+    target, library = firmware.target_of(manifest), firmware.library_of(out, manifest)
+    fw_dir = firmware.firmware_dir(out)
+    parity = firmware.ParityData(data.x, data.dt, expected, atol=1e-5)
+    firmware.write_parity_program(fw_dir, library, target, parity)
+    return firmware.build(fw_dir, "parity"), parity, manifest
+
+
+def test_compile_writes_the_project_and_builds_the_application(m4_output):
+    out, manifest = m4_output
+    for name in PROJECT_FILES:
+        assert (out / "firmware" / name).is_file(), name
+    info = manifest["firmware"]
+    assert (info["core"], info["board"], info["qemu_machine"]) == ("cortex-m4", "mps2-an386", "mps2-an386")
+    assert manifest["board"] == "mps2-an386"
+    assert (out / info["elf"]).is_file()
+    assert "-mfpu=fpv4-sp-d16" in (out / "firmware" / "Makefile").read_text()
+
+
+def test_memory_table_is_positive_adds_up_and_agrees_with_the_size_tool(m4_output):
+    out, manifest = m4_output
+    memory, summary = manifest["firmware"]["memory"], manifest["summary"]
+    parts = {key: value for key, value in memory.items() if key != "total"}
+    for kind in ("flash_bytes", "ram_bytes"):
+        assert all(value[kind] >= 0 for value in memory.values())
+        assert sum(value[kind] for value in parts.values()) == memory["total"][kind]
+    assert memory["model_weights"]["flash_bytes"] >= summary["weight_bytes"] > 0
+    assert memory["model_code"]["flash_bytes"] > 0
+    assert memory["model_ram"]["ram_bytes"] >= summary["state_bytes"]
+    assert memory["stack"]["ram_bytes"] == load_catalog().boards["mps2-an386"].stack_size
+    sections = subprocess.run(["arm-none-eabi-size", "-A", str(out / manifest["firmware"]["elf"])],
+                              capture_output=True, text=True, check=True).stdout
+    sizes = {line.split()[0]: int(line.split()[1]) for line in sections.splitlines() if line.startswith(".")}
+    assert memory["total"]["flash_bytes"] == sizes[".text"] + sizes[".rodata"] + sizes[".data"] + sizes.get(
+        ".ARM.exidx", 0)
+    assert memory["total"]["ram_bytes"] == sizes[".data"] + sizes[".bss"] + sizes[".stack"]
+
+
+def test_compile_cli_prints_the_memory_table(tmp_path, capsys):
+    checkpoint = tmp_path / "wired.pt"
+    torch.save(build(WIRED), checkpoint)
+    code, out, _ = run_cli(capsys, "compile", str(checkpoint), "--target", "cortex-m3", "-o", str(tmp_path / "o"))
+    assert code == 0
+    assert "cortex-m3 (mps2-an385)" in out
+    for label in ("model weights", "model code", "model state and static data", "firmware total"):
+        assert label in out
+    code, manifest = run_cli_json(capsys, "compile", str(checkpoint), "--target", "cortex-m3", "-o",
+                                  str(tmp_path / "o"), "--force")
+    assert code == 0 and manifest["firmware"]["memory"]["total"]["flash_bytes"] > 0
+
+
+def test_without_the_cross_compiler_the_sources_are_written_with_the_install_command(tmp_path, monkeypatch, capsys):
+    checkpoint = tmp_path / "dense.pt"
+    torch.save(build(DENSE), checkpoint)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code, out, _ = run_cli(capsys, "compile", str(checkpoint), "--target", "cortex-m4", "-o", str(tmp_path / "o"))
+    assert code == 0
+    assert "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi" in out
+    assert (tmp_path / "o" / "firmware" / "Makefile").is_file()
+    assert not (tmp_path / "o" / "firmware" / "build").exists()
+
+
+def test_templates_build_warning_free_with_make_and_cmake(m4_output, m4_parity, tmp_path):
+    out, _ = m4_output
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "src", copy / "src")
+    shutil.copytree(out / "firmware", copy / "firmware", ignore=shutil.ignore_patterns("build"))
+    strict = "EXTRA_CFLAGS=-Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes"
+    subprocess.run(["make", "-C", str(copy / "firmware"), "-s", strict, "all", "parity"], check=True,
+                   capture_output=True)
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake missing")
+    build_dir = copy / "cmake-build"
+    subprocess.run(["cmake", "-S", str(copy / "firmware"), "-B", str(build_dir)], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build_dir)], check=True, capture_output=True)
+    assert (build_dir / "app.elf").is_file() and (build_dir / "parity.elf").is_file()
+
+
+def test_parity_image_carries_no_float_printf(m4_parity):
+    elf, _, _ = m4_parity
+    symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    names = {line.split()[-1] for line in symbols.splitlines()}
+    assert not names & {"printf", "_printf_float", "_dtoa_r", "_vfprintf_r"}
+    assert {"le_parity_inputs", "le_parity_expected", "le_parity_dts"} <= names
+
+
+@needs_qemu
+def test_parity_image_checks_and_prints_every_output(m4_parity):
+    elf, parity, manifest = m4_parity
+    code, console = run_image(elf, "mps2-an386", timeout_s=30)
+    assert code == 0 and "E 0" in console
+    outputs, states = parse_console(console, parity.expected.shape, manifest["summary"]["state_size"])
+    assert np.max(np.abs(outputs - parity.expected)) <= 1e-5
+    assert np.all(np.isfinite(states))
+
+
+@needs_qemu
+def test_parity_image_reports_mismatches_and_exits_non_zero(m4_output, tmp_path):
+    out, manifest = m4_output
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    data = random_sequences(DENSE.input_size, 1, 20, seed=4)
+    expected, _ = reference.run(ir_io.load(copy / "model"), data.x, data.dt)
+    expected[0, 7, 2] += 0.01
+    target, library = firmware.target_of(manifest), firmware.library_of(copy, manifest)
+    firmware.write_parity_program(copy / "firmware", library, target,
+                                  firmware.ParityData(data.x, data.dt, expected, atol=1e-5))
+    code, console = run_image(firmware.build(copy / "firmware", "parity"), "mps2-an386", timeout_s=30)
+    assert code == 1
+    assert "M 0 7 2" in console.splitlines() and "E 1" in console.splitlines()
+
+
+@needs_qemu
+def test_exact_mode_accepts_identical_bits_and_rejects_one_ulp(m4_output, m4_parity, tmp_path):
+    """The comparison integer builds use: equality, checked here on float outputs the image produced itself."""
+    out, manifest = m4_output
+    elf, parity, _ = m4_parity
+    _, console = run_image(elf, "mps2-an386", timeout_s=30)
+    produced, _ = parse_console(console, parity.expected.shape, manifest["summary"]["state_size"])
+    target, library = firmware.target_of(manifest), firmware.library_of(out, manifest)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for nudge, exit_code in ((0, 0), (1, 1)):
+        expected = produced.astype(np.float32)
+        expected.view(np.uint32)[1, 5, 0] += nudge
+        exact = firmware.ParityData(parity.inputs, parity.dts, expected.astype(np.float64), exact=True)
+        firmware.write_parity_program(copy / "firmware", library, target, exact)
+        code, console = run_image(firmware.build(copy / "firmware", "parity"), "mps2-an386", timeout_s=30)
+        assert code == exit_code, console[-300:]
+
+
+@needs_qemu
+def test_a_board_added_as_a_file_builds_and_runs(tmp_path, monkeypatch):
+    (tmp_path / "targets" / "boards").mkdir(parents=True)
+    (tmp_path / "targets" / "boards" / "my-an386.toml").write_text(EXTRA_BOARD)
+    monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
+    manifest = compile_for(DENSE, "cortex-m4", tmp_path / "out", board="my-an386")
+    assert manifest["firmware"]["board"] == "my-an386"
+    assert "LENGTH = 0x8000" in (tmp_path / "out" / "firmware" / "linker.ld").read_text()
+    code, console = run_image(tmp_path / "out" / manifest["firmware"]["elf"], "mps2-an386", timeout_s=30)
+    assert code == 0 and "no more input" in console
