@@ -51,6 +51,10 @@ class CompileOptions:
     name: str | None = None
     sparse: bool = True
     force: bool = False
+    quantize: str | None = None                  # None: float32; else a scheme of liquid_edge.quant
+    calibration: str | None = None               # data file for the ranges, or "random"
+    calibration_method: str = "percentile"
+    state_bits: int = 16
 
 
 def compile_model(model: Model, out_dir: Path, options: CompileOptions = CompileOptions()) -> dict:
@@ -63,10 +67,11 @@ def compile_model(model: Model, out_dir: Path, options: CompileOptions = Compile
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging", dir=out_dir.parent))
     try:
         ir_io.save(model, staging / MODEL_DIR)
-        library = _emit_library(model, c_name, options)
+        library, quantization = _emit_library(model, c_name, options, staging / MODEL_DIR)
         _write_files(staging / SOURCE_DIR, library.files)
         _write_files(staging, _host_build_files(c_name, sorted(library.files)))
         manifest = _manifest(model, library, options)
+        manifest["quantization"] = quantization
         if add_firmware is not None:
             add_firmware(staging, manifest, options.target, options.board)
         manifest["files"] = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
@@ -93,9 +98,20 @@ def read_manifest(out_dir: Path) -> dict:
     return manifest
 
 
-def _emit_library(model: Model, c_name: str, options: CompileOptions) -> CLibrary:
-    """The sources of the library: the float32 emitter (quantized builds branch here)."""
-    return emit_c_library(model, c_name, sparse=options.sparse)
+def _emit_library(model: Model, c_name: str, options: CompileOptions,
+                  model_dir: Path) -> tuple[CLibrary, dict | None]:
+    """The sources of the library and the manifest's quantization entry (None for float32). A quantized build
+    saves its integer model next to the IR (``model/quant.json`` + ``quant.npz``) for verify and report."""
+    if options.quantize is None:
+        return emit_c_library(model, c_name, sparse=options.sparse), None
+    from liquid_edge.emit.c_quantized import emit_quantized_library
+    from liquid_edge.quant import qmodel as quant_model
+    from liquid_edge.quant.quantize import quantize_from_source
+
+    quantized = quantize_from_source(model, options.quantize, options.calibration, state_bits=options.state_bits,
+                                     method=options.calibration_method)
+    quant_model.save(quantized, model_dir)
+    return emit_quantized_library(quantized, c_name), quant_model.describe(quantized)
 
 
 def _firmware_hook(options: CompileOptions):

@@ -39,7 +39,14 @@ class Expected:
 
 
 def expected_outputs(out_dir: Path, manifest: dict, sequences: Sequences) -> Expected:
-    """The float64 reference of the saved IR, from a zero state (float builds)."""
+    """The float64 reference of the saved IR, from a zero state (float builds); for a quantized build, the
+    integer emulator through the float API the backends drive (bit-exact)."""
+    if manifest.get("quantization"):
+        from liquid_edge.quant import Emulator, load
+
+        emulator = Emulator(load(Path(out_dir) / MODEL_DIR))
+        return Expected(emulator.run(sequences.x, sequences.dt).astype(np.float64), bit_exact=True,
+                        label=f"{manifest['quantization']['scheme']} integer emulator")
     model = ir_io.load(Path(out_dir) / MODEL_DIR)
     outputs, _ = reference.run(model, sequences.x, sequences.dt)
     return Expected(outputs, bit_exact=False, label="float64 reference")
@@ -127,6 +134,11 @@ def verify(out_dir: Path, on: str = "host", data: Path | None = None, count: int
                             sequences.x, sequences.dt, expected.outputs, run.outputs)
     if save is not None:
         save_arrays(Path(save), sequences, expected, runs)
+    extra = {}
+    if manifest.get("quantization"):
+        from liquid_edge.quant.accuracy import quantization_error
+
+        extra["quantization"] = quantization_error(ir_io.load(out_dir / MODEL_DIR), expected.outputs, sequences)
     return {
         "passed": all(r["passed"] for r in results),
         "out_dir": str(out_dir),
@@ -136,6 +148,7 @@ def verify(out_dir: Path, on: str = "host", data: Path | None = None, count: int
         "data": sequences.origin,
         "expected": expected.label,
         "results": results,
+        **extra,
     }
 
 

@@ -9,8 +9,11 @@ import click
 from liquid_edge import api
 from liquid_edge.commands.inspect_cmd import model_options
 from liquid_edge.compile import HOST_TARGET, CompileOptions, compile_model
+from liquid_edge.errors import ConfigError
 from liquid_edge.firmware import format_firmware
 from liquid_edge.output import format_table, print_json
+from liquid_edge.quant.calibration import METHODS
+from liquid_edge.quant.qmodel import SCHEMES
 
 
 @click.command("compile")
@@ -23,13 +26,27 @@ from liquid_edge.output import format_table, print_json
 @click.option("--name", help="Model name in the C code (sanitized into the prefix of every symbol).")
 @click.option("--dense", is_flag=True, help="Do not exploit NCP sparsity (store and multiply masked weights).")
 @click.option("--force", is_flag=True, help="Replace a previous liquid-edge output in OUT.")
+@click.option("--quantize", type=click.Choice(SCHEMES),
+              help="Integer build: int8 (8-bit activations), a16w8 (16-bit activations) or pow2 (shift-only, "
+                   "for cores without a fast multiplier); weights are int8 in every scheme.")
+@click.option("--calibration", metavar="FILE|random",
+              help="Sequences (.npz/.npy/.csv) whose full rollouts set the ranges of a quantized build; "
+                   "'random' calibrates on random inputs (with a warning).")
+@click.option("--calibration-method", type=click.Choice(METHODS), default="percentile", show_default=True,
+              help="Range of each tensor: largest |value| (minmax) or its 99.99th percentile.")
+@click.option("--state-bits", type=click.Choice(["8", "16"]), default="16", show_default=True,
+              help="Bits of each recurrent state value in a quantized build.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def command(model_path: Path, module_path: str | None, mode: str | None, activation: str | None, target: str,
-            board: str | None, out_dir: Path, name: str | None, dense: bool, force: bool, as_json: bool) -> None:
+            board: str | None, out_dir: Path, name: str | None, dense: bool, force: bool, quantize: str | None,
+            calibration: str | None, calibration_method: str, state_bits: str, as_json: bool) -> None:
     """Compile MODEL into dependency-free C99 in OUT (and a firmware project for Cortex-M targets)."""
+    if quantize is None and calibration is not None:
+        raise ConfigError("--calibration is only used by a quantized build", "add --quantize int8|a16w8|pow2")
     model = api.load(model_path, module=module_path, mode=mode, activation=activation)
-    manifest = compile_model(model, out_dir, CompileOptions(target=target, board=board, name=name,
-                                                            sparse=not dense, force=force))
+    manifest = compile_model(model, out_dir, CompileOptions(
+        target=target, board=board, name=name, sparse=not dense, force=force, quantize=quantize,
+        calibration=calibration, calibration_method=calibration_method, state_bits=int(state_bits)))
     if as_json:
         print_json(manifest)
     else:
@@ -44,8 +61,9 @@ def format_manifest(out_dir: Path, manifest: dict) -> str:
         ("output", str(out_dir)),
         ("C name", manifest["c_name"]),
         ("target", manifest["target"] + (f" ({manifest['board']})" if manifest["board"] else "")),
+        ("arithmetic", _arithmetic(manifest.get("quantization"))),
         ("inputs / outputs", f"{s['input_size']} / {s['output_size']}"),
-        ("state", f"{s['state_size']} floats ({s['state_bytes']:,} bytes per instance)"),
+        ("state", f"{s['state_size']} values ({s['state_bytes']:,} bytes per instance)"),
         ("weights", f"{s['weight_bytes']:,} bytes (const)"),
         ("scratch", f"{s['scratch_bytes']:,} bytes (stack)"),
         ("MACs/step", macs),
@@ -55,3 +73,11 @@ def format_manifest(out_dir: Path, manifest: dict) -> str:
     if manifest.get("firmware"):
         text += "\n\n" + format_firmware(manifest["firmware"])
     return text
+
+
+def _arithmetic(quantization: dict | None) -> str:
+    if not quantization:
+        return "float32"
+    q = quantization
+    return (f"{q['scheme']}: int{q['weight_bits']} weights, {q['act_bits']}-bit activations, "
+            f"{q['state_bits']}-bit state (calibrated on {q['calibration']['data']}, {q['calibration']['method']})")

@@ -42,6 +42,8 @@ def format_report(report: dict) -> str:
             for r in report["results"]]
     lines = [f"{report['c_name']} vs {report['expected']} on {report['data']}",
              format_table(("backend", "sequences", "steps", "max abs error", "RMSE", "tolerance", "result"), rows)]
+    if "quantization" in report:
+        lines.append(format_quantization(report["quantization"]))
     for r in report["results"]:
         f = r["first_failure"]
         if f is not None:
@@ -53,3 +55,15 @@ def format_report(report: dict) -> str:
 
 def _error(value: float | None):
     return "non-finite" if value is None else value
+
+
+def format_quantization(section: dict) -> str:
+    """The quantized model against the float reference (reported apart from the bit-exact parity above)."""
+    rows = [(o["output"], "exact" if o["sqnr_db"] is None else round(o["sqnr_db"], 1), o["max_abs_error"])
+            for o in section["outputs"]]
+    text = "quantized model vs " + section["against"] + "\n" + format_table(("output", "SQNR dB", "max abs error"),
+                                                                          rows)
+    accuracy = section.get("accuracy")
+    if accuracy and accuracy["quantized"] is not None:
+        text += f"\naccuracy: quantized {accuracy['quantized']:.2%}, float {accuracy['float']:.2%}"
+    return text

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from liquid_edge import __version__
-from liquid_edge.emit.c_library import template_environment
+from liquid_edge.emit.c_library import CLibrary, template_environment
 from liquid_edge.quant import fixed, tables
 from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
 
@@ -225,18 +225,29 @@ def plan_quantized(q: QModel, c_name: str) -> QuantPlan:
     return QuantPlan(q, c_name, cells, memory, projection, arrays, scratch)
 
 
-def emit_quantized_library(q: QModel, c_name: str) -> dict[str, str]:
-    """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``."""
+def emit_quantized_library(q: QModel, c_name: str) -> CLibrary:
+    """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``, with the figures of the float emitter's manifest."""
     plan = plan_quantized(q, c_name)
     env = template_environment()
     context = {"plan": plan, "q": q, "name": c_name, "NAME": plan.macro, "version": __version__,
                "c_float": c_float, "T": plan.table_consts}
-    return {f"{c_name}.h": env.get_template("int/model_q.h.j2").render(context),
-            f"{c_name}.c": env.get_template("int/model_q.c.j2").render(context)}
+    files = {f"{c_name}.h": env.get_template("int/model_q.h.j2").render(context),
+             f"{c_name}.c": env.get_template("int/model_q.c.j2").render(context)}
+    return CLibrary(c_name, files, _figures(plan))
 
 
-def quantized_figures(q: QModel, c_name: str) -> dict:
-    plan = plan_quantized(q, c_name)
-    return {"scheme": q.scheme, "act_bits": q.act_bits, "state_bits": q.state_bits,
-            "weight_bytes": plan.weight_bytes, "state_bytes": q.state_size * q.state_bits // 8,
-            "executed_macs_per_step": plan.macs_per_step}
+def _figures(plan: QuantPlan) -> dict:
+    q = plan.q
+    dense = sum(layer.rows * layer.cols for layer in plan.layers())
+    return {
+        "input_size": q.input_size,
+        "output_size": q.output_size,
+        "state_size": q.state_size,
+        "state_bytes": q.state_size * q.state_bits // 8,
+        "scratch_bytes": 2 * plan.scratch,
+        "weight_bytes": plan.weight_bytes,
+        "dense_macs_per_step": dense,
+        "sparse_macs_per_step": plan.macs_per_step,
+        "executed_macs_per_step": plan.macs_per_step,
+        "sparse_code": plan.needs_sparse,
+    }

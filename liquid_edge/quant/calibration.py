@@ -15,14 +15,14 @@ Two methods turn the recorded values into one range per tensor: ``minmax`` (larg
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 
 import numpy as np
 
-from liquid_edge.data import Sequences, random_sequences
+from liquid_edge.data import Sequences, load_sequences, random_sequences
 from liquid_edge.errors import LiquidEdgeError
 from liquid_edge.ir import Model
+from liquid_edge.output import progress
 from liquid_edge.reference import ACTIVATION_FUNCTIONS, initial_state, linear, lstm_step, sigmoid
 
 METHODS = ("minmax", "percentile")
@@ -35,8 +35,8 @@ class CalibrationError(LiquidEdgeError):
 
 def random_calibration(model: Model, count: int = 16, steps: int = 200) -> Sequences:
     """Unit-normal inputs and irregular dt: only for smoke tests, the ranges of real data may differ widely."""
-    warnings.warn("calibrating on random data: ranges will not match real inputs; pass --calibration FILE",
-                  stacklevel=2)
+    progress("warning: calibrating on random data; the ranges of real inputs may differ widely "
+             "(pass --calibration FILE with representative sequences)")
     return random_sequences(model.input_size, count, steps, seed=1234)
 
 
@@ -103,3 +103,16 @@ def ranges(model: Model, data: Sequences, method: str = "percentile") -> dict[st
     if method == "minmax":
         return {name: float(np.max(v)) for name, v in values.items()}
     return {name: float(np.percentile(v, PERCENTILE)) for name, v in values.items()}
+
+
+RANDOM = "random"
+
+
+def calibration_data(source: str | None, model: Model) -> Sequences:
+    """The sequences named by ``--calibration``: a data file, or ``random`` (explicit, with a warning)."""
+    if source is None:
+        raise CalibrationError("quantization needs calibration data",
+                               "pass --calibration FILE (.npz/.npy/.csv sequences), or --calibration random")
+    if source == RANDOM:
+        return random_calibration(model)
+    return load_sequences(source, model.input_size)

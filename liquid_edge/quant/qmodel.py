@@ -118,6 +118,13 @@ class QModel:
         return out
 
 
+def describe(qmodel: QModel) -> dict:
+    """The manifest's ``quantization`` entry."""
+    return {"scheme": qmodel.scheme, "act_bits": qmodel.act_bits, "weight_bits": 8, "state_bits": qmodel.state_bits,
+            "output_frac": qmodel.output_frac, "dt_frac": DT_FRAC,
+            "calibration": {"data": qmodel.calibration.get("data"), "method": qmodel.calibration.get("method")}}
+
+
 def save(qmodel: QModel, directory: Path, stem: str = "quant") -> None:
     arrays: dict[str, np.ndarray] = {"input_inv_scale2": qmodel.input_inv_scale2, "input_scale": qmodel.input_scale}
     for name, layer in qmodel.linears():

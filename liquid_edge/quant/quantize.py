@@ -26,7 +26,16 @@ def quantize(model: Model, data: Sequences, scheme: str = "int8", *, state_bits:
         raise QuantizationError(f"unknown quantization scheme '{scheme}'", f"use one of {', '.join(SCHEMES)}")
     if state_bits not in (8, 16):
         raise QuantizationError(f"state bits must be 8 or 16, got {state_bits}")
-    return _Builder(model, scheme, state_bits, calibration.ranges(model, data, method), method).build()
+    qmodel = _Builder(model, scheme, state_bits, calibration.ranges(model, data, method), method).build()
+    qmodel.calibration["data"] = data.origin
+    return qmodel
+
+
+def quantize_from_source(model: Model, scheme: str, source: str | None, *, state_bits: int = 16,
+                         method: str = "percentile") -> QModel:
+    """``--quantize`` with ``--calibration FILE|random``: a clear error when the data is missing."""
+    return quantize(model, calibration.calibration_data(source, model), scheme, state_bits=state_bits,
+                    method=method)
 
 
 class _Builder:
