@@ -1,9 +1,9 @@
 """QEMU backend: the parity firmware of the compiled target, run under qemu-system-arm.
 
-The test sequences and the float32-rounded reference outputs are compiled into the image (``parity_data.c``,
-constant in flash). The image checks every output itself and prints every output and final state as raw hex bit
-patterns; this module reads those back exactly, so ``verify`` computes its metrics from the numbers the target
-produced. Sequences that do not fit the board's flash are split over several images.
+The test sequences and the expected outputs (what ``verify`` compares with, rounded to float32) are compiled
+into the image (``parity_data.c``, constant in flash). The image checks every output itself and prints every
+output and final state as raw hex bit patterns; this module reads those back exactly, so ``verify`` computes its
+metrics from the numbers the target produced. Sequences that do not fit the board's flash are split over several images.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liquid_edge import firmware, ir_io, reference
+from liquid_edge import firmware
 from liquid_edge.data import Sequences
 from liquid_edge.elf_size import memory_table
 from liquid_edge.errors import ConfigError, RunError, ToolMissingError
@@ -43,10 +43,13 @@ def run(out_dir: Path, manifest: dict, sequences: Sequences) -> BackendRun:
     if target.board.qemu_machine is None:
         raise ConfigError(f"board {target.board.name} is not emulated by QEMU",
                           "compile for a board with a [qemu] machine (see 'liquid-edge targets')")
+    from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
+
     library = firmware.library_of(out_dir, manifest)
-    model = ir_io.load(out_dir / "model")
-    expected, _ = reference.run(model, sequences.x, sequences.dt)
-    data = firmware.ParityData(sequences.x, sequences.dt, expected, atol=FLOAT_TOLERANCE)
+    expected = expected_outputs(out_dir, manifest, sequences)
+    # The image checks itself too: bit-exact builds for equality, float builds within FLOAT_TOLERANCE.
+    data = firmware.ParityData(sequences.x, sequences.dt, expected.outputs, atol=FLOAT_TOLERANCE,
+                               exact=expected.bit_exact)
     fw_dir = firmware.firmware_dir(out_dir)
     outputs, states = [], []
     for chunk in _chunks(fw_dir, target, data):
