@@ -1,0 +1,73 @@
+"""`liquid-edge bench`: executed instructions per step, deterministic, with MACs and memory figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from cortex_m import compile_for, needs_cross, run_cli, run_cli_json
+from liquid_edge.bench import bench, thumb_instruction_count
+from models import DENSE, WIRED
+
+pytestmark = [pytest.mark.cross, needs_cross]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    return {core: (root / core, compile_for(config, core, root / core))
+            for core, config in (("cortex-m4", DENSE), ("cortex-m0", WIRED), ("cortex-m55", DENSE))}
+
+
+def test_the_count_is_the_same_on_every_run(outputs):
+    out, manifest = outputs["cortex-m4"]
+    first, second = bench(out, manifest, steps=8), bench(out, manifest, steps=8)
+    assert first == second
+    assert first["instructions_per_step"] > first["macs_per_step"]["executed"] > 0
+
+
+def test_json_figures_are_consistent(outputs, capsys):
+    out, manifest = outputs["cortex-m4"]
+    code, report = run_cli_json(capsys, "bench", str(out), "--steps", "8")
+    assert code == 0
+    assert report["target"] == "cortex-m4" and report["steps_measured"] == 8
+    macs = report["macs_per_step"]
+    assert macs == {"dense": 1040, "sparse": 1040, "executed": 1040}
+    assert report["instructions_per_step_min"] <= report["instructions_per_step"] <= report[
+        "instructions_per_step_max"]
+    assert report["instructions_per_mac"] == round(report["instructions_per_step"] / macs["executed"], 2)
+    assert report["flash_bytes"] == manifest["firmware"]["memory"]["total"]["flash_bytes"] > 0
+    assert report["ram_bytes"] == manifest["firmware"]["memory"]["total"]["ram_bytes"] > 0
+    assert 0 < report["stack_bytes_per_step"] < report["ram_bytes"]
+
+
+def test_soft_float_core_counts_and_sparse_macs(outputs, capsys):
+    out, _ = outputs["cortex-m0"]
+    code, text, _ = run_cli(capsys, "bench", str(out), "--steps", "3")
+    assert code == 0
+    assert "cortex-m0 (microbit)" in text and "Executed instructions, not cycles." in text
+    _, report = run_cli_json(capsys, "bench", str(out), "--steps", "3")
+    macs = report["macs_per_step"]
+    assert macs["sparse"] < macs["dense"] and macs["executed"] == macs["sparse"]
+    # Software floating point: far more instructions per MAC than the M4F's FPU needs.
+    assert report["instructions_per_mac"] > 20
+
+
+def test_a_core_without_an_emulator_model_says_so(outputs, capsys):
+    out, _ = outputs["cortex-m55"]
+    code, text, _ = run_cli(capsys, "bench", str(out))
+    assert code == 0 and "unavailable" in text and "cortex-m55" in text
+    _, report = run_cli_json(capsys, "bench", str(out))
+    assert report["instructions_per_step"] is None and report["counting_unavailable"]
+    assert report["flash_bytes"] > 0 and report["macs_per_step"]["dense"] == 1040
+
+
+def test_bench_of_a_host_output_is_a_one_line_error(tmp_path, capsys):
+    compile_for(DENSE, "host", tmp_path / "host")
+    code, _, err = run_cli(capsys, "bench", str(tmp_path / "host"))
+    assert code == 2 and err.startswith("error: this output was compiled for host") and err.count("\n") == 1
+
+
+def test_thumb_instruction_lengths():
+    nop16, add32, vcvt32 = b"\x00\xbf", b"\x01\xeb\x02\x00", b"\xb7\xee\xc0\x3a"
+    assert thumb_instruction_count(nop16 + add32 + vcvt32 + nop16) == 4
+    assert thumb_instruction_count(b"\xf0\xf7\xfe\xff") == 1  # bl: 0b11110 prefix
