@@ -3,6 +3,7 @@ globals, several models and instances in one program, and a sanitizer run with e
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -204,3 +205,13 @@ def test_sanitizers_with_extreme_inputs(tmp_path):
     assert "runtime error" not in result.stderr
     nonfinite = dict(line.split() for line in result.stdout.splitlines())
     assert nonfinite == {g.c_name: "0" for g in generated}
+
+
+def test_documented_example_builds_and_runs(tmp_path):
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "c-api.md").read_text()
+    example = re.search(r"## Example\s+```c\n(.*?)```", doc, re.S).group(1)
+    for file_name, text in emit_c_library(model_ir(DENSE), "walker").files.items():
+        (tmp_path / file_name).write_text(text)
+    (tmp_path / "main.c").write_text(example)
+    _run(["gcc", *STRICT_FLAGS, "main.c", "walker.c", "-o", "example", "-lm"], cwd=tmp_path)
+    assert _run([str(tmp_path / "example")], cwd=tmp_path).stdout.startswith("output[0] = ")
