@@ -11,6 +11,8 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewli
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v clang >/dev/null || need_apt+=(clang)
 [ -d /usr/lib/arm-none-eabi/newlib ] || need_apt+=(libnewlib-arm-none-eabi)
+# Headless browser: the report test opens the generated HTML in it.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need_apt[*]}" >&2
     sudo_cmd=()

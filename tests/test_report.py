@@ -1,0 +1,147 @@
+"""``liquid-edge report``: verification records, quantization error per tensor, HTML opened in a real browser,
+the Markdown variant."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liquid_edge import api
+from liquid_edge.cli import main
+from liquid_edge.compile import CompileOptions, compile_model
+from liquid_edge.data import load_sequences
+from liquid_edge.report.records import read_verifications
+from liquid_edge.verify import verify
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT = ROOT / "examples" / "basic_motions" / "models" / "ncp.pt"
+TEST_DATA = ROOT / "examples" / "data" / "basic_motions_test.npz"
+TRAIN_DATA = ROOT / "examples" / "data" / "basic_motions_train.npz"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+needs_cross = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc missing")
+needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm missing")
+
+
+@pytest.fixture(scope="module")
+def verified_output(tmp_path_factory) -> Path:
+    """The BasicMotions NCP compiled for Cortex-M4, verified on the host and under QEMU on 3 test sequences."""
+    out = tmp_path_factory.mktemp("report") / "out"
+    compile_model(api.load(CHECKPOINT), out, CompileOptions(target="cortex-m4"))
+    for backend in ("host", "qemu"):
+        assert verify(out, on=backend, data=TEST_DATA, count=3)["passed"]
+    return out
+
+
+def run_cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code
+
+
+@needs_cross
+@needs_qemu
+def test_verify_records_every_backend_with_its_arrays(verified_output):
+    records = {r.stem: r for r in read_verifications(verified_output)}
+    assert set(records) == {"host", "qemu_cortex-m4"}
+    sequences = load_sequences(TEST_DATA).take(3)
+    for record in records.values():
+        assert record.result["passed"] and record.expected_label == "float64 reference"
+        np.testing.assert_array_equal(record.inputs, sequences.x)
+        assert record.outputs.shape == record.expected.shape == (3, 100, 4)
+        assert np.max(np.abs(record.outputs - record.expected)) == pytest.approx(record.result["max_abs_error"])
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def dump_dom(page: Path, profile: Path) -> str:
+    """The DOM after the load event, from headless Chromium (no network, no profile left behind)."""
+    result = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@needs_cross
+@needs_qemu
+@pytest.mark.skipif(chromium() is None, reason="chromium missing (scripts/setup.sh installs it)")
+def test_html_report_renders_in_a_browser_with_decoded_figures(verified_output, tmp_path):
+    page = tmp_path / "report.html"
+    assert run_cli("report", str(verified_output), "-o", str(page)) == 0
+    html = page.read_text()
+    assert "src=\"http" not in html and "src=\"file" not in html  # one self-contained file
+    # The browser records each image's decoded width once the page has loaded.
+    probe = ("<script>window.addEventListener('load', () => { for (const img of document.images) "
+             "img.setAttribute('data-natural-width', img.naturalWidth); "
+             "document.body.setAttribute('data-loaded', 'yes'); });</script>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(html.replace("</body>", probe + "</body>"))
+    dom = dump_dom(probed, tmp_path / "profile")
+    assert 'data-loaded="yes"' in dom
+    widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom)]
+    assert len(widths) == 4 and all(w > 100 for w in widths)  # traces + histogram per backend
+    for heading in ("Model", "Memory", "Cost per step", "Parity", "Outputs on qemu:cortex-m4"):
+        assert f"<h2>{heading}</h2>" in dom
+    assert dom.count("<table>") == 4
+    assert re.search(r"<td>qemu:cortex-m4</td>.*?<td class=\"pass\">pass</td>", dom, re.S)
+    assert re.search(r"instructions per step</td><td class=\"num\">[\d,]+", dom)
+
+
+@needs_cross
+@needs_qemu
+def test_markdown_report_links_its_figures(verified_output, tmp_path):
+    page = tmp_path / "report.md"
+    assert run_cli("report", str(verified_output), "-o", str(page)) == 0
+    text = page.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 4
+    for link in links:
+        assert (tmp_path / link).read_bytes().startswith(PNG_MAGIC)
+    assert "| qemu:cortex-m4 | float64 reference | 3 x 100 |" in text
+
+
+def test_report_of_a_folder_that_is_no_output_is_one_line_error(tmp_path, capsys):
+    assert run_cli("report", str(tmp_path), "-o", str(tmp_path / "r.html")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_quantization_error_per_tensor_covers_each_layer_and_the_outputs(tmp_path):
+    from liquid_edge.quant import qmodel
+    from liquid_edge.quant.quantize import quantize
+    from liquid_edge.report.quant_error import tensor_errors
+
+    model = api.load(CHECKPOINT)
+    qmodel.save(quantize(model, load_sequences(TRAIN_DATA)), tmp_path)
+    test = load_sequences(TEST_DATA).take(4, 50)
+    rows = tensor_errors(tmp_path, model, test.x, np.ones(test.x.shape[:2]))
+    assert [r.name for r in rows] == ["state: inter", "state: command", "state: motor", "outputs"]
+    for row in rows:
+        assert row.count > 0 and row.low < row.high
+        # int8 with 16-bit state: errors are real (not zero) and small against each tensor's range.
+        assert 0 < row.rmse < 0.05 * (row.high - row.low)
+        assert row.max_abs >= row.rmse
+
+
+def test_figures_are_png(tmp_path):
+    from liquid_edge.report import plots
+
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal((20, 3))
+    for png in (plots.traces(expected, expected + 1e-6, "reference", "target", expected),
+                plots.error_histogram(rng.standard_normal((2, 20, 3)) * 1e-6, "target"),
+                plots.tensor_errors(["a", "b"], [1e-3, 2e-3], [1e-2, 3e-2])):
+        assert png.startswith(PNG_MAGIC)
+        assert base64.b64encode(png)  # embeddable
