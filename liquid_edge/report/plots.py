@@ -63,6 +63,10 @@ def error_histogram(errors: np.ndarray, label: str) -> bytes:
         low, high = np.log10(nonzero.min()), np.log10(nonzero.max())
         axis.hist(nonzero, bins=np.logspace(low, high + 1e-9, 40) if high > low else 10, color="tab:orange")
         axis.set_xscale("log")
+    else:
+        axis.text(0.5, 0.5, "every value identical: bit-exact", transform=axis.transAxes, ha="center", fontsize=12)
+        axis.set_xticks([])
+        axis.set_yticks([])
     axis.set_xlabel("absolute error")
     axis.set_ylabel("values")
     axis.set_title(f"{label}: {errors.size:,} values, {zeros:,} exactly equal", fontsize=10)
@@ -71,7 +75,7 @@ def error_histogram(errors: np.ndarray, label: str) -> bytes:
 
 
 def tensor_errors(names: list[str], rmse: list[float], max_abs: list[float]) -> bytes:
-    """RMSE and max abs error of each quantized tensor against the float reference (log axis)."""
+    """RMSE and max abs error of each quantized tensor against the float reference."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
     rows = np.arange(len(names))
@@ -79,8 +83,6 @@ def tensor_errors(names: list[str], rmse: list[float], max_abs: list[float]) -> 
     axis.barh(rows + 0.2, rmse, height=0.4, color="tab:blue", label="RMSE")
     axis.set_yticks(rows, names)
     axis.invert_yaxis()
-    if max(max_abs, default=0) > 0:
-        axis.set_xscale("log")
     axis.set_xlabel("error against the float64 reference")
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3, axis="x")
