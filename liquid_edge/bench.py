@@ -10,6 +10,10 @@ stack before each call.
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +21,14 @@ import numpy as np
 from elftools.elf.elffile import ELFFile
 
 from liquid_edge import elf_size, firmware, ir_io, reference
-from liquid_edge.data import random_sequences
+from liquid_edge.data import Sequences, random_sequences
 from liquid_edge.errors import BuildError, RunError, ToolMissingError
 from liquid_edge.runners import qemu
 from liquid_edge.targets import Target
 
 DEFAULT_STEPS = 32
+UNICORN_METHOD = "executed instructions counted by the unicorn emulator, per translated block (not cycles)"
+QEMU_METHOD = "executed instructions counted from QEMU's log of one-instruction blocks (not cycles)"
 #: Where the emulator keeps the call's arguments and the return trap: outside every board's memory map.
 _SCRATCH_BASE = 0x70000000
 _SCRATCH_SIZE = 0x10000
@@ -34,7 +40,7 @@ _PAGE = 0x1000
 @dataclass(frozen=True)
 class StepCounts:
     per_step: list[int]        # executed instructions of each NAME_step call, in order
-    stack_bytes: int           # peak stack use of one call
+    stack_bytes: int | None    # peak stack use of one call (None: not measured by this method)
     outputs: np.ndarray        # (steps, outputs) what the emulated calls wrote, as float64
 
 
@@ -59,16 +65,24 @@ def bench(out_dir: Path, manifest: dict, steps: int = DEFAULT_STEPS, seed: int =
         "model_ram_bytes": parts["model_ram"].ram,
         "memory": elf_size.as_json(memory),
     }
-    if target.core.unicorn_cpu is None:
-        report["counting_unavailable"] = (f"the in-process emulator has no faithful model of {target.core.name} "
-                                          f"(its core file {target.core.path.name} names no unicorn_cpu)")
-        return report
     data = random_sequences(summary["input_size"], 1, steps, seed=seed)
-    counts = count_step_instructions(elf, target, library.c_name, data.x[0], data.dt[0], summary["output_size"])
+    if target.core.unicorn_cpu is not None:
+        method = UNICORN_METHOD
+        counts = count_step_instructions(elf, target, library.c_name, data.x[0], data.dt[0],
+                                         summary["output_size"])
+    elif target.board.qemu_machine is not None and shutil.which(qemu.QEMU) is not None:
+        method = QEMU_METHOD
+        counts = count_with_qemu_log(out_dir, manifest, target, library, data)
+    else:
+        report["counting_unavailable"] = (f"{target.core.name} has no in-process emulator model (its core file "
+                                          f"names no unicorn_cpu) and board {target.board.name} "
+                                          + ("is not emulated by QEMU" if target.board.qemu_machine is None
+                                             else f"needs {qemu.QEMU}, which is not installed"))
+        return report
     _check_outputs(out_dir, data.x, data.dt, counts.outputs)
     mean = float(np.mean(counts.per_step))
     report.update({
-        "method": "executed instructions counted by the unicorn emulator (not cycles)",
+        "method": method,
         "steps_measured": steps, "instructions_per_step": round(mean, 1),
         "instructions_per_step_min": min(counts.per_step), "instructions_per_step_max": max(counts.per_step),
         "instructions_per_mac": round(mean / macs["executed"], 2) if macs["executed"] else None,
@@ -147,6 +161,74 @@ def count_step_instructions(elf_path: Path, target: Target, c_name: str, inputs:
         outputs.append(np.frombuffer(bytes(emu.mem_read(output_address, 4 * output_size)), dtype=np.float32))
         stack_bytes = max(stack_bytes, _stack_used(emu.mem_read(stack_top - stack_size, stack_size)))
     return StepCounts(per_step, stack_bytes, np.array(outputs, dtype=np.float64))
+
+
+def count_with_qemu_log(out_dir: Path, manifest: dict, target: Target, library: firmware.Library,
+                        data: Sequences) -> StepCounts:
+    """For cores unicorn does not model: run the bench driver under QEMU, one instruction per translation block,
+    with every block execution logged; a step is what runs between two ``le_bench_mark`` calls outside
+    ``main`` (the driver's loop) and ``le_bench_mark`` itself. Built in a temporary copy of the project."""
+    from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
+
+    expected = expected_outputs(out_dir, manifest, data).outputs
+    with tempfile.TemporaryDirectory(prefix="liquid-edge-bench-") as tmp:
+        copy = Path(tmp)
+        shutil.copytree(out_dir / "src", copy / "src")
+        shutil.copytree(firmware.firmware_dir(out_dir), copy / "firmware", ignore=shutil.ignore_patterns("build"))
+        firmware.write_bench_program(copy / "firmware", library, target,
+                                     firmware.ParityData(data.x, data.dt, expected))
+        elf = firmware.build(copy / "firmware", "bench")
+        log = copy / "exec.log"
+        _, console = qemu.run_image(elf, target.board.qemu_machine, qemu.timeout(),
+                                    (*_one_instruction_per_block(), "-d", "exec,nochain", "-D", str(log)))
+        outputs, _ = qemu.parse_console(console, expected.shape, manifest["summary"]["state_size"])
+        ranges = _function_ranges(elf, ("main", "le_bench_mark"))
+        per_step = _steps_in_log(log, ranges["le_bench_mark"], ranges["main"])
+    if len(per_step) != data.steps:
+        raise RunError(f"the QEMU log of the bench driver shows {len(per_step)} steps, expected {data.steps}",
+                       f"check that {qemu.QEMU} supports -d exec,nochain")
+    return StepCounts(per_step, None, outputs[0])
+
+
+def _one_instruction_per_block() -> tuple[str, ...]:
+    # QEMU 8.1 replaced -singlestep by an accelerator property (and later removed -singlestep).
+    version = subprocess.run([qemu.QEMU, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"version (\d+)\.(\d+)", version)
+    if match and (int(match[1]), int(match[2])) >= (8, 1):
+        return ("-accel", "tcg,one-insn-per-tb=on")
+    return ("-singlestep",)
+
+
+def _function_ranges(elf_path: Path, names: tuple[str, ...]) -> dict[str, range]:
+    with open(elf_path, "rb") as handle:
+        table = ELFFile(handle).get_section_by_name(".symtab")
+        found = {sym.name: range(sym["st_value"] & ~1, (sym["st_value"] & ~1) + sym["st_size"])
+                 for sym in table.iter_symbols() if sym.name in names and sym["st_info"]["type"] == "STT_FUNC"}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise BuildError(f"{elf_path} has no function {', '.join(missing)}", "rebuild the bench driver")
+    return found
+
+
+def _steps_in_log(log: Path, mark: range, driver: range) -> list[int]:
+    """Instructions per step from QEMU's ``Trace ... [cs_base/pc/flags/cflags] symbol`` lines."""
+    per_step: list[int] = []
+    current: int | None = None
+    in_mark = False
+    with open(log, errors="replace") as handle:
+        for line in handle:
+            if not line.startswith("Trace"):
+                continue
+            pc = int(line.split("[", 1)[1].split("/")[1], 16)
+            if pc in mark:
+                if not in_mark and current is not None:
+                    per_step.append(current)
+                current, in_mark = 0, True
+                continue
+            in_mark = False
+            if current is not None and pc not in driver:
+                current += 1
+    return per_step
 
 
 def thumb_instruction_count(code: bytes) -> int:

@@ -150,6 +150,15 @@ def emit_project(out_dir: Path, library: Library, target: Target) -> Path:
 
 def write_parity_program(fw_dir: Path, library: Library, target: Target, data: ParityData) -> None:
     """Write ``parity_main.c``, ``parity_data.h`` and ``parity_data.c`` (the data as constants in flash)."""
+    _write_data_program(fw_dir, "parity_main.c", library, target, data)
+
+
+def write_bench_program(fw_dir: Path, library: Library, target: Target, data: ParityData) -> None:
+    """Write ``bench_main.c`` (the instruction-count driver) and its data, the first sequence of ``data``."""
+    _write_data_program(fw_dir, "bench_main.c", library, target, data)
+
+
+def _write_data_program(fw_dir: Path, main: str, library: Library, target: Target, data: ParityData) -> None:
     sequences, steps, _ = data.inputs.shape
     context = _context(library, target) | {
         "exact": data.exact, "io_ctype": data.io_ctype, "atol": _c_literal(data.atol, "float"),
@@ -159,7 +168,7 @@ def write_parity_program(fw_dir: Path, library: Library, target: Target, data: P
         "inputs": _literals(data.inputs, data.io_ctype), "expected": _literals(data.expected, data.io_ctype),
         "dts": [] if data.dts is None else _literals(data.dts, "float"),
     }
-    for name in ("parity_main.c", "parity_data.h", "parity_data.c"):
+    for name in (main, "parity_data.h", "parity_data.c"):
         _write(fw_dir / name, _environment().get_template(f"{name}.j2").render(context))
 
 

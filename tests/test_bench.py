@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from cortex_m import compile_for, needs_cross, run_cli, run_cli_json
-from liquid_edge.bench import bench, thumb_instruction_count
+from cortex_m import compile_for, needs_cross, needs_qemu, run_cli, run_cli_json
+from liquid_edge import firmware
+from liquid_edge.bench import (QEMU_METHOD, bench, count_step_instructions, count_with_qemu_log,
+                               thumb_instruction_count)
+from liquid_edge.data import random_sequences
+from liquid_edge.targets import TARGETS_PATH_ENV
 from models import DENSE, WIRED
+from test_targets import EXTRA_BOARD
 
 pytestmark = [pytest.mark.cross, needs_cross]
 
@@ -52,12 +58,38 @@ def test_soft_float_core_counts_and_sparse_macs(outputs, capsys):
     assert report["instructions_per_mac"] > 20
 
 
-def test_a_core_without_an_emulator_model_says_so(outputs, capsys):
-    out, _ = outputs["cortex-m55"]
-    code, text, _ = run_cli(capsys, "bench", str(out))
-    assert code == 0 and "unavailable" in text and "cortex-m55" in text
-    _, report = run_cli_json(capsys, "bench", str(out))
-    assert report["instructions_per_step"] is None and report["counting_unavailable"]
+@needs_qemu
+def test_cores_unicorn_does_not_model_are_counted_under_qemu(outputs, capsys):
+    out, manifest = outputs["cortex-m55"]
+    first, second = bench(out, manifest, steps=6), bench(out, manifest, steps=6)
+    assert first == second and first["method"] == QEMU_METHOD
+    assert first["instructions_per_step"] > first["macs_per_step"]["executed"]
+    code, text, _ = run_cli(capsys, "bench", str(out), "--steps", "6")
+    assert code == 0 and "cortex-m55 (mps3-an547)" in text and "not measured by this method" in text
+
+
+@needs_qemu
+def test_qemu_and_unicorn_count_the_same_instructions(outputs):
+    out, manifest = outputs["cortex-m4"]
+    target, library = firmware.target_of(manifest), firmware.library_of(out, manifest)
+    data = random_sequences(DENSE.input_size, 1, 5, seed=2)
+    by_qemu = count_with_qemu_log(out, manifest, target, library, data)
+    by_unicorn = count_step_instructions(out / manifest["firmware"]["elf"], target, library.c_name, data.x[0],
+                                         data.dt[0], manifest["summary"]["output_size"])
+    assert by_qemu.per_step == by_unicorn.per_step
+    assert np.array_equal(by_qemu.outputs, by_unicorn.outputs)
+
+
+def test_a_core_without_any_emulator_says_so(tmp_path, monkeypatch, capsys):
+    board = EXTRA_BOARD.replace('name = "my-an386"', 'name = "my-m55"').replace('"cortex-m4"', '"cortex-m55"')
+    (tmp_path / "targets" / "boards").mkdir(parents=True)
+    (tmp_path / "targets" / "boards" / "my-m55.toml").write_text(board.split("[qemu]")[0])
+    monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
+    compile_for(DENSE, "cortex-m55", tmp_path / "out", board="my-m55")
+    code, text, _ = run_cli(capsys, "bench", str(tmp_path / "out"))
+    assert code == 0 and "unavailable" in text and "is not emulated by QEMU" in text
+    _, report = run_cli_json(capsys, "bench", str(tmp_path / "out"))
+    assert report["instructions_per_step"] is None and report["method"] is None
     assert report["flash_bytes"] > 0 and report["macs_per_step"]["dense"] == 1040
 
 

@@ -35,7 +35,9 @@ def format_report(report: dict) -> str:
                                   f"min {report['instructions_per_step_min']:,}, "
                                   f"max {report['instructions_per_step_max']:,})"),
             ("instructions/MAC", report["instructions_per_mac"]),
-            ("stack per step", f"{report['stack_bytes_per_step']:,} bytes (peak)"),
+            ("stack per step", "not measured by this method" if report["stack_bytes_per_step"] is None
+             else f"{report['stack_bytes_per_step']:,} bytes (peak)"),
+            ("counted by", report["method"]),
         ]
     rows = [
         ("target", f"{report['target']} ({report['board']})"),

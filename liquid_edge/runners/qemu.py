@@ -71,12 +71,12 @@ def timeout() -> float:
         raise ConfigError(f"{TIMEOUT_ENV}={value!r} is not a number of seconds") from None
 
 
-def run_image(elf: Path, machine: str, timeout_s: float) -> tuple[int, str]:
+def run_image(elf: Path, machine: str, timeout_s: float, extra_args: tuple[str, ...] = ()) -> tuple[int, str]:
     """Run a firmware image to its semihosting exit; return (exit code, console text). Never hangs."""
     if shutil.which(QEMU) is None:
         raise ToolMissingError(f"{QEMU} is not installed", f"install it: {QEMU_INSTALL_HINT}")
     command = [QEMU, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "stdio",
-               "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+               "-semihosting-config", "enable=on,target=native", *extra_args, "-kernel", str(elf)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                                 stdin=subprocess.DEVNULL)
