@@ -164,6 +164,8 @@ def test_exact_mode_accepts_identical_bits_and_rejects_one_ulp(m4_output, m4_par
         firmware.write_parity_program(copy / "firmware", library, target, exact)
         code, console = run_image(firmware.build(copy / "firmware", "parity"), "mps2-an386", timeout_s=30)
         assert code == exit_code, console[-300:]
+        printed, _ = parse_console(console, parity.expected.shape, manifest["summary"]["state_size"])
+        assert np.array_equal(printed, produced)
 
 
 @needs_qemu

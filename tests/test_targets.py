@@ -67,6 +67,7 @@ def test_targets_json_lists_cores_and_boards(capsys):
     assert set(CORES) <= set(cores) and set(EMULATED_BOARDS) <= set(boards)
     assert cores["cortex-m4"]["default_board"] == "mps2-an386"
     assert cores["cortex-m55"]["features"] == ["dsp", "fpu", "mve"]
+    assert (cores["cortex-m4"]["bench_counter"], cores["cortex-m7"]["bench_counter"]) == ("unicorn", "qemu")
     assert boards["mps2-an505"]["flash"] == {"origin": 0x10000000, "length": 0x400000}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from liquid_edge.output import format_table, print_json
-from liquid_edge.targets import TARGETS_PATH_ENV, Catalog, load_catalog, search_dirs
+from liquid_edge.targets import TARGETS_PATH_ENV, Catalog, Core, load_catalog, search_dirs
 
 
 @click.command("targets")
@@ -24,7 +24,7 @@ def describe(catalog: Catalog) -> dict:
     return {
         "cores": [{"name": core.name, "description": core.description, "arch": core.arch,
                    "features": core.features(), "cflags": list(core.cflags), "default_board": core.default_board,
-                   "instruction_counting": core.unicorn_cpu is not None, "file": str(core.path)}
+                   "bench_counter": _counter(core, catalog), "file": str(core.path)}
                   for core in sorted(catalog.cores.values(), key=lambda c: c.name)],
         "boards": [{"name": board.name, "description": board.description, "cores": list(board.cores),
                     "flash": {"origin": board.flash.origin, "length": board.flash.length},
@@ -36,11 +36,18 @@ def describe(catalog: Catalog) -> dict:
     }
 
 
+def _counter(core: Core, catalog: Catalog) -> str | None:
+    """How `liquid-edge bench` counts on this core (on its default board)."""
+    if core.unicorn_cpu is not None:
+        return "unicorn"
+    return "qemu" if catalog.boards[core.default_board].qemu_machine is not None else None
+
+
 def format_listing(listing: dict) -> str:
     cores = format_table(
         ("core", "features", "default board", "bench", "description"),
         [(c["name"], ", ".join(c["features"]) or "-", c["default_board"],
-          "yes" if c["instruction_counting"] else "no", c["description"]) for c in listing["cores"]])
+          c["bench_counter"] or "-", c["description"]) for c in listing["cores"]])
     boards = format_table(
         ("board", "cores", "flash", "RAM", "console", "QEMU machine"),
         [(b["name"], ", ".join(b["cores"]), _size(b["flash"]), _size(b["ram"]), b["console"],

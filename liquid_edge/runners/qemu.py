@@ -87,8 +87,12 @@ def run_image(elf: Path, machine: str, timeout_s: float, extra_args: tuple[str, 
     return result.returncode, result.stdout + result.stderr
 
 
-def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read the Y (outputs) and S (final state) lines of a parity run back into float64 arrays."""
+def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: int,
+                  integer_outputs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read the Y (outputs) and S (final state) lines of a parity run back into float64 arrays.
+
+    Outputs are float32 bit patterns, or with ``integer_outputs`` (an integer API under test) 32-bit two's
+    complement integers; states are always float32."""
     sequences, steps, width = expected_shape
     outputs = np.full((sequences, steps, width), np.nan)
     states = np.full((sequences, state_size), np.nan)
@@ -102,7 +106,8 @@ def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: i
             raise RunError(f"the parity firmware stopped with '{line.strip()}'",
                            "rebuild it; if it persists the generated code misbehaves on this core")
         if fields[0] == "Y" and len(fields) == 3 + width:
-            outputs[int(fields[1]), int(fields[2])] = _floats(fields[3:])
+            words = fields[3:]
+            outputs[int(fields[1]), int(fields[2])] = _integers(words) if integer_outputs else _floats(words)
             reported[int(fields[1]), int(fields[2])] = True
         elif fields[0] == "S" and len(fields) == 2 + state_size:
             states[int(fields[1])] = _floats(fields[2:])
@@ -117,6 +122,10 @@ def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: i
 
 def _floats(hex_words: list[str]) -> np.ndarray:
     return np.array([int(word, 16) for word in hex_words], dtype=np.uint32).view(np.float32).astype(np.float64)
+
+
+def _integers(hex_words: list[str]) -> np.ndarray:
+    return np.array([int(word, 16) for word in hex_words], dtype=np.uint32).view(np.int32).astype(np.float64)
 
 
 def _chunks(fw_dir: Path, target: Target, data: firmware.ParityData) -> list[slice]:
