@@ -7,7 +7,8 @@ import sys
 import click
 
 from liquid_edge import __version__
-from liquid_edge.commands import bench_cmd, compile_cmd, inspect_cmd, report_cmd, targets_cmd, verify_cmd
+from liquid_edge.commands import (bench_cmd, compile_cmd, demo_cmd, inspect_cmd, report_cmd, targets_cmd,
+                                 verify_cmd)
 from liquid_edge.errors import EXIT_USAGE, LiquidEdgeError
 
 
@@ -23,6 +24,7 @@ cli.add_command(verify_cmd.command)
 cli.add_command(targets_cmd.command)
 cli.add_command(bench_cmd.command)
 cli.add_command(report_cmd.command)
+cli.add_command(demo_cmd.command)
 
 
 def main(argv: list[str] | None = None) -> None:

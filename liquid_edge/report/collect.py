@@ -61,7 +61,7 @@ def collect(out_dir: Path) -> Report:
     manifest = read_manifest(out_dir)
     model = ir_io.load(out_dir / MODEL_DIR)
     verifications = read_verifications(out_dir)
-    cost = _cost(out_dir, manifest)
+    cost = measure_cost(out_dir, manifest)
     sections = [_model_section(manifest, model), _memory_section(out_dir, manifest), _cost_section(cost),
                 _parity_section(verifications)]
     sections += [_backend_section(model, manifest, v) for v in verifications]
@@ -108,7 +108,8 @@ def _memory_section(out_dir: Path, manifest: dict) -> Section:
                    tables=[Table(("part", "flash bytes", "RAM bytes"), rows)])
 
 
-def _cost(out_dir: Path, manifest: dict) -> dict | None:
+def measure_cost(out_dir: Path, manifest: dict) -> dict | None:
+    """``bench`` of the firmware image (None without one); when counting fails, why, in ``counting_unavailable``."""
     if not (manifest.get("firmware") or {}).get("memory"):
         return None
     from liquid_edge.bench import bench

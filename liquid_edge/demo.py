@@ -1,0 +1,206 @@
+"""``liquid-edge demo``: the whole toolchain on real data, offline, from the committed example checkpoints.
+
+For each example model (an NCP-wired and a dense CfC per dataset, trained by ``examples/<dataset>/train.py``):
+
+1. load the checkpoint and run the float64 reference over the test split;
+2. compile it for a Cortex-M4 twice, float32 and int8 (ranges calibrated on the train split);
+3. run each firmware image under QEMU over the test split (``verify``: float32 within a tolerance scaled to the
+   outputs, see FLOAT_TOLERANCE_PER_UNIT; int8 bit-exact with the integer emulator) and compute the accuracy from the outputs the firmware produced;
+4. count the instructions of one step (``bench``) and read flash and RAM from the image.
+
+The class of a sequence is the arg-max of the model's outputs at its last step, as in training.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from liquid_edge import api, reference
+from liquid_edge.compile import CompileOptions, compile_model
+from liquid_edge.data import load_sequences
+from liquid_edge.errors import LiquidEdgeError
+from liquid_edge.output import format_table, progress
+from liquid_edge.report.collect import collect, measure_cost
+from liquid_edge.report.records import read_verifications
+from liquid_edge.report.render import write
+from liquid_edge.verify import verify
+
+TARGET = "cortex-m4"
+#: The float32 budget of docs/numerics-float.md is absolute for outputs of unit scale; the dense examples project
+#: their state to logits of up to ~20, which carry the rounding in proportion. Float builds are checked against
+#: this bound times the largest |output| of the reference on the test split (never less than the bound itself).
+FLOAT_TOLERANCE_PER_UNIT = 1e-5
+QUICK_SEQUENCES = 8
+RESULTS_FILE = "demo.json"
+#: Written first into an output folder, so a folder left by an interrupted run is still recognised as the demo's.
+MARKER_FILE = ".liquid-edge-demo"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+class DemoError(LiquidEdgeError):
+    """The demo cannot find its examples or write its output folder."""
+
+
+@dataclass(frozen=True)
+class Example:
+    dataset: str                # folder under examples/ and stem of the data fixtures
+    title: str
+    models: tuple[str, ...] = ("ncp", "dense")
+
+    def checkpoint(self, model: str) -> Path:
+        return EXAMPLES_DIR / self.dataset / "models" / f"{model}.pt"
+
+    def data(self, split: str) -> Path:
+        return EXAMPLES_DIR / "data" / f"{self.dataset}_{split}.npz"
+
+    def recorded_metrics(self, model: str) -> dict:
+        """Figures written by the training script (PyTorch float32 accuracy on the whole test split)."""
+        return json.loads((EXAMPLES_DIR / self.dataset / "models" / "metrics.json").read_text())[model]
+
+
+EXAMPLES = (
+    Example("basic_motions", "BasicMotions"),
+    Example("italy_power_demand", "ItalyPowerDemand"),
+)
+
+#: The builds of every model; the int8 one calibrates its ranges on the example's train split.
+BUILDS = ("float32", "int8")
+
+
+def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Share of sequences whose last-step outputs have their maximum at the label."""
+    return float(np.mean(outputs[:, -1].argmax(axis=1) == labels))
+
+
+def run(output: Path | None = None, quick: bool = False) -> dict:
+    """Run the demo; keep compiled outputs, verification records and reports in ``output`` when given."""
+    _check_examples()
+    if output is None:
+        with tempfile.TemporaryDirectory(prefix="liquid-edge-demo.") as scratch:
+            return _run(Path(scratch), quick, keep=False)
+    output = Path(output)
+    _check_output(output)
+    results = _run(output, quick, keep=True)
+    partial = output / f".{RESULTS_FILE}.partial"
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    partial.replace(output / RESULTS_FILE)
+    return results
+
+
+def _check_examples() -> None:
+    missing = [str(e.checkpoint(m)) for e in EXAMPLES for m in e.models if not e.checkpoint(m).is_file()]
+    missing += [str(e.data(s)) for e in EXAMPLES for s in ("train", "test") if not e.data(s).is_file()]
+    if missing:
+        raise DemoError(f"the demo's example files are missing: {', '.join(missing)}",
+                        "run the demo from a source checkout of liquid-edge (scripts/demo.sh)")
+
+
+def _check_output(output: Path) -> None:
+    """A new or empty folder, or a previous demo output (recognised by its marker file), which is replaced."""
+    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / MARKER_FILE).is_file())):
+        raise DemoError(f"{output} exists and is not a previous demo output",
+                        "pass a new or empty folder with -o")
+    for example in EXAMPLES:
+        shutil.rmtree(output / example.dataset, ignore_errors=True)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER_FILE).touch()
+
+
+def _run(output: Path, quick: bool, keep: bool) -> dict:
+    total = sum(len(e.models) for e in EXAMPLES) * len(BUILDS)
+    done = 0
+    results = []
+    for example in EXAMPLES:
+        test = load_sequences(example.data("test"))
+        count = QUICK_SEQUENCES if quick else test.count
+        labels = test.y[:count]
+        for model_key in example.models:
+            model = api.load(example.checkpoint(model_key))
+            metrics = example.recorded_metrics(model_key)
+            reference_outputs, _ = reference.run(model, test.x[:count], None if test.dt is None else test.dt[:count])
+            tolerance = FLOAT_TOLERANCE_PER_UNIT * max(1.0, float(np.max(np.abs(reference_outputs))))
+            entry = {"dataset": example.title, "model": model.name,
+                     "parameters": api.inspect(model)["parameters"]["stored"], "test_sequences": count, "steps": test.steps,
+                     "accuracy": {"pytorch_float32": None if quick else metrics["test_accuracy"],
+                                  "reference_float64": accuracy(reference_outputs, labels)},
+                     "builds": {}}
+            for build in BUILDS:
+                done += 1
+                progress(f"demo: [{done}/{total}] {model.name} {build}: compile for {TARGET}, run {count} test "
+                         f"sequences under QEMU, count instructions")
+                out = output / example.dataset / model_key / build
+                entry["builds"][build] = _build(model, example, build, out, count, labels, tolerance, keep)
+            entry["accuracy"]["float32_qemu"] = entry["builds"]["float32"]["qemu_accuracy"]
+            entry["accuracy"]["int8_emulator"] = entry["builds"]["int8"]["expected_accuracy"]
+            entry["accuracy"]["int8_qemu"] = entry["builds"]["int8"]["qemu_accuracy"]
+            results.append(entry)
+    passed = all(b["parity"]["passed"] for entry in results for b in entry["builds"].values())
+    return {"target": TARGET, "quick": quick, "passed": passed, "output": str(output) if keep else None,
+            "results": results}
+
+
+def _build(model, example: Example, build: str, out: Path, count: int, labels: np.ndarray, tolerance: float,
+           keep: bool) -> dict:
+    options = CompileOptions(target=TARGET, force=True)
+    if build == "int8":
+        options = CompileOptions(target=TARGET, force=True, quantize="int8", calibration=str(example.data("train")))
+    manifest = compile_model(model, out, options)
+    parity = verify(out, on="qemu", data=example.data("test"), count=count, tolerance=tolerance)
+    record = next(r for r in read_verifications(out) if r.result["backend"] == parity["results"][0]["backend"])
+    cost = measure_cost(out, manifest)
+    memory = manifest["firmware"]["memory"]
+    if keep:
+        write(collect(out), out / "report.html", "html")
+    result = parity["results"][0]
+    return {
+        "qemu_accuracy": accuracy(record.outputs, labels),        # from the firmware's own outputs
+        "expected_accuracy": accuracy(record.expected, labels),   # float64 reference, or the integer emulator
+        "parity": {"passed": result["passed"], "bit_exact": result["bit_exact"], "tolerance": result["tolerance"],
+                   "max_abs_error": result["max_abs_error"], "compared_with": parity["expected"]},
+        "flash_bytes": memory["total"]["flash_bytes"], "ram_bytes": memory["total"]["ram_bytes"],
+        "model_flash_bytes": memory["model_weights"]["flash_bytes"] + memory["model_code"]["flash_bytes"],
+        "model_ram_bytes": memory["model_ram"]["ram_bytes"],
+        "instructions_per_step": cost.get("instructions_per_step"),
+        "instructions_not_counted": cost.get("counting_unavailable"),
+        "macs_per_step": manifest["summary"]["executed_macs_per_step"],
+    }
+
+
+def format_results(results: dict) -> str:
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    accuracy_rows = []
+    cost_rows = []
+    for entry in results["results"]:
+        a = entry["accuracy"]
+        accuracy_rows.append((entry["dataset"], entry["model"], entry["parameters"], entry["test_sequences"],
+                              percent(a["pytorch_float32"]), percent(a["reference_float64"]),
+                              percent(a["float32_qemu"]), percent(a["int8_emulator"]), percent(a["int8_qemu"])))
+        for build, b in entry["builds"].items():
+            p = b["parity"]
+            parity = "bit-exact" if p["bit_exact"] else f"{p['max_abs_error']:.1e} <= {p['tolerance']:.0e}"
+            parity = parity if p["passed"] else "FAILED"
+            cost_rows.append((entry["model"], build, b["model_flash_bytes"], b["flash_bytes"], b["model_ram_bytes"],
+                              b["ram_bytes"], "-" if b["instructions_per_step"] is None
+                              else round(b["instructions_per_step"]), b["macs_per_step"], parity))
+    lines = [f"Accuracy on the test split (class = arg-max of the outputs at the last step), {results['target']}"
+             + (" -- quick run: first sequences only" if results["quick"] else ""),
+             format_table(("dataset", "model", "params", "sequences", "PyTorch", "float64 ref", "float32 QEMU",
+                           "int8 emulator", "int8 QEMU"), accuracy_rows),
+             "",
+             f"Memory and cost on {results['target']} (bytes; instructions executed by one step)",
+             format_table(("model", "build", "model flash", "image flash", "model RAM", "image RAM",
+                           "instr/step", "MACs/step", "QEMU parity"), cost_rows)]
+    skipped = {b["instructions_not_counted"] for e in results["results"] for b in e["builds"].values()
+               if b["instructions_not_counted"]}
+    lines += [f"instructions not counted: {reason}" for reason in sorted(skipped)]
+    if results["output"]:
+        lines.append(f"\nOutputs, verification arrays and one report.html per build in {results['output']}")
+    return "\n".join(lines)
