@@ -2,16 +2,18 @@
 
 The project holds the start-up code, the linker script of the board's memory map, the console, the application
 skeleton (``app_main.c``) and, once ``liquid-edge verify`` has written them, the parity program
-(``parity_main.c`` + ``parity_data.c``). Makefile and CMakeLists.txt build the same two images.
+(``parity_main.c`` + ``parity_data.c``). Makefile and CMakeLists.txt build both images; the Makefile also builds
+the instruction-count driver that ``liquid-edge bench`` writes into a temporary copy (``bench_main.c``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -75,9 +77,8 @@ class ParityData:
         return steps * per_step
 
     def select(self, sequences: slice) -> "ParityData":
-        return ParityData(self.inputs[sequences], None if self.dts is None else self.dts[sequences],
-                          self.expected[sequences], self.atol, self.rtol, self.exact, self.io_ctype,
-                          self.run_fn, self.step_fn)
+        return replace(self, inputs=self.inputs[sequences], expected=self.expected[sequences],
+                       dts=None if self.dts is None else self.dts[sequences])
 
 
 def firmware_dir(out_dir: Path) -> Path:
@@ -177,7 +178,7 @@ def cross_compiler_available() -> bool:
 
 
 def build(fw_dir: Path, goal: str = "app") -> Path:
-    """Build ``app`` or ``parity`` with make; return the ELF. Raises ToolMissingError or BuildError."""
+    """Build ``app``, ``parity`` or ``bench`` with make; return the ELF. Raises ToolMissingError or BuildError."""
     if not cross_compiler_available():
         raise ToolMissingError(f"{CROSS_GCC} is not installed, so the firmware cannot be built",
                                f"install it: {INSTALL_HINT}")
@@ -224,8 +225,13 @@ def _literals(values: np.ndarray, ctype: str) -> list[str]:
 
 def _c_literal(value: float, ctype: str) -> str:
     if ctype == "float":
+        value = float(np.float32(value))
+        if math.isnan(value):
+            return '__builtin_nanf("")'
+        if math.isinf(value):
+            return "__builtin_inff()" if value > 0 else "-__builtin_inff()"
         # A hexadecimal literal is the exact float32 value: no decimal rounding between Python and the image.
-        return float(np.float32(value)).hex() + "f"
+        return value.hex() + "f"
     return str(int(value))
 
 

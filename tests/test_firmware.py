@@ -132,6 +132,22 @@ def test_parity_image_checks_and_prints_every_output(m4_parity):
 
 
 @needs_qemu
+def test_parity_image_without_elapsed_times_steps_with_dt_one(m4_output, tmp_path):
+    out, manifest = m4_output
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    data = random_sequences(DENSE.input_size, 2, 20, seed=5, irregular_dt=False)
+    expected, _ = reference.run(ir_io.load(copy / "model"), data.x, None)
+    target, library = firmware.target_of(manifest), firmware.library_of(copy, manifest)
+    firmware.write_parity_program(copy / "firmware", library, target,
+                                  firmware.ParityData(data.x, None, expected, atol=1e-5))
+    code, console = run_image(firmware.build(copy / "firmware", "parity"), "mps2-an386", timeout_s=30)
+    assert code == 0
+    outputs, _ = parse_console(console, expected.shape, manifest["summary"]["state_size"])
+    assert np.max(np.abs(outputs - expected)) <= 1e-5
+
+
+@needs_qemu
 def test_parity_image_reports_mismatches_and_exits_non_zero(m4_output, tmp_path):
     out, manifest = m4_output
     copy = tmp_path / "copy"
@@ -139,12 +155,13 @@ def test_parity_image_reports_mismatches_and_exits_non_zero(m4_output, tmp_path)
     data = random_sequences(DENSE.input_size, 1, 20, seed=4)
     expected, _ = reference.run(ir_io.load(copy / "model"), data.x, data.dt)
     expected[0, 7, 2] += 0.01
+    expected[0, 9, 0] = np.nan  # a non-finite expectation still compiles, and nothing matches it
     target, library = firmware.target_of(manifest), firmware.library_of(copy, manifest)
     firmware.write_parity_program(copy / "firmware", library, target,
                                   firmware.ParityData(data.x, data.dt, expected, atol=1e-5))
     code, console = run_image(firmware.build(copy / "firmware", "parity"), "mps2-an386", timeout_s=30)
     assert code == 1
-    assert "M 0 7 2" in console.splitlines() and "E 1" in console.splitlines()
+    assert {"M 0 7 2", "M 0 9 0", "E 2"} <= set(console.splitlines())
 
 
 @needs_qemu
