@@ -87,26 +87,28 @@ def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(predicted == y))
 
 
-def first_layers(model: torch.nn.Module) -> list[torch.nn.Linear]:
-    """The linear layers that read the raw input: the backbone's first layer, or the four heads of an NCP's
-    first wiring layer (it has no backbone)."""
+def first_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Linear, torch.Tensor | None]]:
+    """The linear layers that read the raw input, each with the sparsity mask ncps applies to it: the backbone's
+    first layer, or the four heads of an NCP's first wiring layer (no backbone; only ff1/ff2 are masked)."""
     cell = model.rnn_cell
     if hasattr(cell, "layer_0"):
         first = cell.layer_0
-        return [first.ff1, first.ff2, first.time_a, first.time_b]
-    return [cell.backbone[0]]
+        mask = first.sparsity_mask
+        return [(first.ff1, mask), (first.ff2, mask), (first.time_a, None), (first.time_b, None)]
+    return [(cell.backbone[0], None)]
 
 
 def fold_standardization(model: torch.nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
     """Make ``model(x)`` equal the trained ``model((x - mean) / std)``: each first layer reads ``[x, h]``, and
-    ``W[:, :I] (x - m) / s = (W[:, :I] / s) x - (W[:, :I] / s) m``."""
+    ``W[:, :I] (x - m) / s = (W[:, :I] / s) x - (W[:, :I] / s) m``, with ``W`` masked as ncps uses it."""
     inputs = len(mean)
     scale = torch.from_numpy(1.0 / std.astype(np.float32))
     shift = torch.from_numpy(mean.astype(np.float32))
     with torch.no_grad():
-        for layer in first_layers(model):
+        for layer, mask in first_layers(model):
             layer.weight[:, :inputs] *= scale
-            layer.bias -= layer.weight[:, :inputs] @ shift
+            used = layer.weight if mask is None else layer.weight * mask
+            layer.bias -= used[:, :inputs] @ shift
 
 
 def train_one(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> torch.nn.Module:
@@ -152,7 +154,7 @@ def run(task: Task, output: Path) -> dict:
             "train_accuracy": accuracy(model, x_train, y_train),
             "test_accuracy": accuracy(model, x_test, y_test),
             "test_sequences": int(len(y_test)),
-            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),  # not the masks
             "training_seconds": round(seconds, 1),
             "spec": asdict(spec),
             "versions": {"torch": torch.__version__, "ncps": _version("ncps")},
