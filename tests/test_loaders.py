@@ -18,7 +18,7 @@ import torch
 
 import liquid_edge
 from conftest import sidecar_settings
-from liquid_edge.errors import ConfigError, ModelFormatError
+from liquid_edge.errors import ConfigError, LiquidEdgeError
 from liquid_edge.ir_io import model_to_json
 from liquid_edge.loaders.config import sidecar_path
 from liquid_edge.loaders.safe_unpickle import ForbiddenGlobal, load_zip_pickle
@@ -368,6 +368,29 @@ def test_unknown_classes_become_inert_records():
     data = b"\x80\x02cos\nsystem\n)\x81}" + _unicode("a") + b"K\x01sb."   # os.system.__new__(); BUILD {a: 1}
     record = load_zip_pickle(_zip_with_pickle(data))
     assert (record.qualname, record.state) == ("os.system", {"a": 1})
+
+
+@pytest.mark.parametrize("whole_module", [False, True])
+def test_corrupted_pickles_fail_cleanly(whole_module, tmp_path):
+    """Random byte flips in data.pkl either still load or raise a LiquidEdgeError: never anything else."""
+    source = save(build(OTHER) if whole_module else build(OTHER).state_dict(), tmp_path / "good.pt")
+    with zipfile.ZipFile(source) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    pickle_name = next(name for name in entries if name.endswith("data.pkl"))
+    rng = np.random.default_rng(4)
+    refused = 0
+    for trial in range(40):
+        data = np.frombuffer(entries[pickle_name], dtype=np.uint8).copy()
+        data[rng.integers(data.size, size=3)] = rng.integers(256, size=3, dtype=np.uint8)
+        path = tmp_path / f"corrupt{trial}.pt"
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, content in entries.items():
+                archive.writestr(name, data.tobytes() if name == pickle_name else content)
+        try:
+            liquid_edge.load(path, mode="default", activation="lecun_tanh")
+        except LiquidEdgeError:
+            refused += 1
+    assert refused > 10   # the corruption does bite; any other exception type would have failed the test
 
 
 # --- bad files through the command line ---------------------------------------------------------------------------

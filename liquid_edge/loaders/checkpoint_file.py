@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,10 @@ def _torch_load_weights_only(path: Path) -> Any:
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns on stderr about odd pickle protocols in corrupted files; errors here are ours to report.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise
     except Exception as exc:  # torch reports corrupt archives as RuntimeError, EOFError, ValueError...

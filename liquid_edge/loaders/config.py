@@ -94,7 +94,7 @@ def _as_dict(value: Any) -> dict | None:
 
 
 def pickled_source(settings: dict[str, str]) -> ConfigSource:
-    return ConfigSource("the pickled module", settings)
+    return ConfigSource("the pickled module", _checked(settings, "the pickled module"))
 
 
 def resolve(sources: list[ConfigSource], module_path: str) -> dict[str, Any]:

@@ -109,9 +109,11 @@ def module_tensors(record: Record, prefix: str = "") -> dict[str, np.ndarray]:
     """What ``module.state_dict()`` would return for a pickled module: parameters, persistent buffers."""
     attrs = record.attributes()
     tensors: dict[str, np.ndarray] = {}
-    transient = attrs.get("_non_persistent_buffers_set") or set()
+    transient = attrs.get("_non_persistent_buffers_set")
+    transient = transient if isinstance(transient, (set, frozenset)) else set()
     for group in ("_parameters", "_buffers"):
-        for name, value in (attrs.get(group) or {}).items():
+        entries = attrs.get(group)
+        for name, value in (entries.items() if isinstance(entries, dict) else ()):
             if value is None or (group == "_buffers" and name in transient):
                 continue
             if not isinstance(value, np.ndarray):

@@ -115,6 +115,10 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
         raise ModelFormatError("a tensor in the checkpoint has an invalid shape or stride")
     if 0 in size:
         return np.zeros(size, dtype=storage.dtype)
+    # A stride-0 view can claim any size; a model tensor never holds more elements than its storage.
+    if np.prod(size, dtype=np.float64) > storage.size:
+        raise ModelFormatError("a tensor in the checkpoint claims more elements than its storage holds",
+                               "the file is corrupted")
     # as_strided does no bounds checking: check that the last element lies inside the storage.
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= storage.size:
@@ -181,7 +185,9 @@ _CALLABLE[("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")] = _iner
 ALLOWED_CALLS = tuple(sorted(f"{m}.{n}" for m, n in _CALLABLE))
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+# The pure-Python unpickler, not the C one: its memo is a dict, so a corrupted memo index cannot make it allocate
+# gigabytes (the C unpickler sizes an array by the largest index it sees).
+class _RestrictedUnpickler(pickle._Unpickler):
     def __init__(self, data: bytes, storages: Callable[[str, str, int], np.ndarray]):
         super().__init__(io.BytesIO(data))
         self._storages = storages
