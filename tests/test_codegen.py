@@ -81,12 +81,12 @@ def test_all_ones_mask_is_emitted_dense():
 
 
 def test_weights_are_float32_literals_that_round_trip():
-    model = model_ir(DENSE)
+    model = model_ir(by_id("default-mixed"))
     source = emit_c_library(model, "m").files["m.c"]
-    block = re.search(r"m_c0_bb0_w\[\d+\] = \{(.*?)\};", source, re.S).group(1)
-    values = np.array([float(v.rstrip("f")) for v in block.replace("\n", " ").split(",") if v.strip()],
-                      dtype=np.float32)
-    np.testing.assert_array_equal(values, model.cells[0].backbone[0].weight.astype(np.float32).ravel())
+    for array in plan_library(model, "m").arrays:
+        block = re.search(rf"{array.name}\[\d+\] = \{{(.*?)\}};", source, re.S).group(1)
+        values = np.array([float(v.rstrip("f")) for v in block.split(",") if v.strip()], dtype=np.float32)
+        np.testing.assert_array_equal(values, array.values.astype(np.float32))
 
 
 # ---------------------------------------------------------------------------------------------- compile pipeline

@@ -6,12 +6,15 @@ and linked into one shared library, once per session.
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
-from generated_c import Generated, is_wired, write_libraries
+from generated_c import Generated, is_wired, model_ir, write_libraries
 from liquid_edge import reference
 from liquid_edge.data import random_sequences
+from liquid_edge.emit.c_library import emit_c_library
 from liquid_edge.runners.host import CModel, build_shared_library, load_library
 from models import CONFIGS
 
@@ -75,3 +78,39 @@ def test_null_dts_mean_dt_one(config, host_build):
     without_dt, _ = c_model.run(data.x, None)
     with_ones, _ = c_model.run(data.x, np.ones(data.x.shape[:2]))
     np.testing.assert_array_equal(without_dt, with_ones)
+
+
+SWEEP_HARNESS = """
+#include "m.c"
+void sweep(const float *x, size_t n, float *e, float *t, float *s);
+void sweep(const float *x, size_t n, float *e, float *t, float *s)
+{
+    for (size_t i = 0; i < n; ++i) {
+        e[i] = m_exp(x[i]);
+        t[i] = m_tanh(x[i]);
+        s[i] = m_sigmoid(x[i]);
+    }
+}
+"""
+
+
+def test_elementary_functions_meet_their_budget(tmp_path):
+    """The generated exp (relative), tanh and sigmoid (absolute) against float64 numpy, docs/numerics-float.md."""
+    for file_name, text in emit_c_library(model_ir(CONFIGS[0]), "m").files.items():
+        (tmp_path / file_name).write_text(text)
+    (tmp_path / "harness.c").write_text(SWEEP_HARNESS)
+    library = load_library(build_shared_library([tmp_path / "harness.c"], tmp_path / "build", "sweep"))
+    x = np.concatenate([np.linspace(-100, 100, 400_001), np.linspace(-1, 1, 200_001), [0.0, np.inf, -np.inf]])
+    x = x.astype(np.float32)
+    exp, tanh, sig = (np.empty_like(x) for _ in range(3))
+    pointer = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))  # noqa: E731
+    library.sweep(pointer(x), ctypes.c_size_t(x.size), pointer(exp), pointer(tanh), pointer(sig))
+    v = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exact_exp = np.exp(v)
+    low, high = np.float32(-87.33), np.float32(88.0)   # the C thresholds, in float32 like the C comparison
+    normal = (x >= low) & (x <= high)
+    assert np.max(np.abs(exp[normal] / exact_exp[normal] - 1)) <= 2e-7
+    assert np.all(exp[x < low] == 0) and np.all(exp[x > high] == np.inf)
+    assert np.max(np.abs(tanh - np.tanh(v))) <= 2e-7
+    assert np.max(np.abs(sig - reference.sigmoid(v))) <= 2e-7

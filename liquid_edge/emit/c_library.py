@@ -120,6 +120,11 @@ class LibraryPlan:
         return sorted({cell.activation for cell in self.model.cells if cell.backbone})
 
     @property
+    def needs_tanh(self) -> bool:
+        return (self.model.mode != "pure" or self.model.memory is not None
+                or bool({"lecun_tanh", "tanh"} & set(self.activations)))
+
+    @property
     def needs_sigmoid(self) -> bool:
         return self.model.mode != "pure" or self.model.memory is not None or "silu" in self.activations
 
@@ -139,7 +144,7 @@ class LibraryPlan:
         if self.model.projection is not None:
             used.add("linear")
         if "linear" in used:
-            used.add("dot")
+            used |= {"mac4", "dot"}
         return used
 
     @property
@@ -162,8 +167,8 @@ def plan_library(model: Model, c_name: str, *, sparse: bool = True) -> LibraryPl
         plan = CellPlan(i, cell, sparse_cells[i], offset, layer_names[i])
         prefix = f"{c_name}_c{i}"
         for k, layer in enumerate(cell.backbone):
-            plan.arrays[f"bb{k}_w"] = CArray(f"{prefix}_bb{k}_w", "float", layer.weight.ravel(),
-                                             f"backbone layer {k} weights [{layer.out_features}][{layer.in_features}]")
+            plan.arrays[f"bb{k}_w"] = CArray(f"{prefix}_bb{k}_w", "float", _row_blocked(layer.weight),
+                                             f"backbone layer {k} weights {_blocked_shape(layer)}")
             plan.arrays[f"bb{k}_b"] = CArray(f"{prefix}_bb{k}_b", "float", layer.bias, f"backbone layer {k} bias")
             plan.macs += layer.dense_macs
         if plan.sparse:
@@ -182,8 +187,8 @@ def plan_library(model: Model, c_name: str, *, sparse: bool = True) -> LibraryPl
         scratch = model.hidden_size + max(scratch, model.input_size + model.hidden_size)
     if model.projection is not None:
         proj = model.projection
-        arrays.append(CArray(f"{c_name}_proj_w", "float", proj.weight.ravel(),
-                             f"output projection weights [{proj.out_features}][{proj.in_features}]"))
+        arrays.append(CArray(f"{c_name}_proj_w", "float", _row_blocked(proj.weight),
+                             f"output projection weights {_blocked_shape(proj)}"))
         arrays.append(CArray(f"{c_name}_proj_b", "float", proj.bias, "output projection bias"))
         macs += proj.dense_macs
     return LibraryPlan(model, c_name, sparse, cells, arrays, index_ctype, offset_ctype, macs, scratch)
@@ -204,6 +209,19 @@ def _kept_synapses(cell: CfCCell) -> np.ndarray:
     for head in _ff_heads(cell):
         keep |= (head.mask != 0) if head.mask is not None else True
     return keep
+
+
+def _row_blocked(weight: np.ndarray) -> np.ndarray:
+    """The layout of the linear kernel: blocks of four rows interleaved ``[out / 4][in][4]``, then the rest."""
+    full = weight.shape[0] // 4 * 4
+    blocks = weight[:full].reshape(-1, 4, weight.shape[1]).transpose(0, 2, 1)
+    return np.concatenate([blocks.ravel(), weight[full:].ravel()])
+
+
+def _blocked_shape(layer: Linear) -> str:
+    out, width = layer.out_features, layer.in_features
+    rest = f" + [{out % 4}][{width}]" if out % 4 else ""
+    return f"[{out // 4}][{width}][4]{rest}"
 
 
 def _interleave(*layers: Linear) -> np.ndarray:
