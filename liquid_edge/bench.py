@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from elftools.elf.elffile import ELFFile
 
-from liquid_edge import elf_size, firmware, ir_io, reference
+from liquid_edge import elf_size, firmware
 from liquid_edge.data import Sequences, random_sequences
 from liquid_edge.errors import BuildError, RunError, ToolMissingError
 from liquid_edge.runners import qemu
@@ -79,7 +79,7 @@ def bench(out_dir: Path, manifest: dict, steps: int = DEFAULT_STEPS, seed: int =
                                           + ("is not emulated by QEMU" if target.board.qemu_machine is None
                                              else f"needs {qemu.QEMU}, which is not installed"))
         return report
-    _check_outputs(out_dir, data.x, data.dt, counts.outputs)
+    _check_outputs(out_dir, manifest, data, counts.outputs)
     mean = float(np.mean(counts.per_step))
     report.update({
         "method": method,
@@ -91,13 +91,17 @@ def bench(out_dir: Path, manifest: dict, steps: int = DEFAULT_STEPS, seed: int =
     return report
 
 
-def _check_outputs(out_dir: Path, x: np.ndarray, dt: np.ndarray, outputs: np.ndarray) -> None:
-    """Counts are only meaningful if the emulated code computed the right thing: compare with the reference."""
-    expected, _ = reference.run(ir_io.load(out_dir / "model"), x, dt)
-    error = float(np.max(np.abs(outputs - expected[0]))) if outputs.size else 0.0
-    if not error <= qemu.FLOAT_TOLERANCE:
-        raise RunError(f"the emulated {outputs.shape[0]} steps differ from the reference by {error:.3g} "
-                       f"(more than {qemu.FLOAT_TOLERANCE:g}), so their instruction counts are not trustworthy",
+def _check_outputs(out_dir: Path, manifest: dict, data: Sequences, outputs: np.ndarray) -> None:
+    """Counts are only meaningful if the emulated code computed the right thing: compare with what ``verify``
+    expects (bit-exact builds: equality; float builds: within the QEMU backend's tolerance)."""
+    from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
+
+    expected = expected_outputs(out_dir, manifest, data)
+    error = float(np.max(np.abs(outputs - expected.outputs[0]))) if outputs.size else 0.0
+    allowed = 0.0 if expected.bit_exact else qemu.FLOAT_TOLERANCE
+    if not error <= allowed:
+        raise RunError(f"the emulated {outputs.shape[0]} steps differ from the {expected.label} by {error:.3g} "
+                       f"(more than {allowed:g}), so their instruction counts are not trustworthy",
                        "run 'liquid-edge verify OUT --on qemu' to find the failing step")
 
 
