@@ -17,11 +17,12 @@ needs_cross = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reas
 needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm missing")
 
 
-def compile_for(config: Config, core: str, out_dir: Path, board: str | None = None) -> dict:
-    """Compile the seeded ncps model of ``config`` for ``core`` into ``out_dir``; return the manifest."""
+def compile_for(config: Config, core: str, out_dir: Path, board: str | None = None, **options) -> dict:
+    """Compile the seeded ncps model of ``config`` for ``core`` into ``out_dir``; return the manifest.
+    ``options`` are further :class:`CompileOptions` fields (``quantize``, ``calibration``, ...)."""
     tensors = {key: value.detach().numpy() for key, value in build(config).state_dict().items()}
     model = build_cfc(tensors, CfCOptions(**config.options), config.id)
-    return compile_model(model, out_dir, CompileOptions(target=core, board=board))
+    return compile_model(model, out_dir, CompileOptions(target=core, board=board, **options))
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -50,6 +50,18 @@ def test_float_parity_on_every_core(core, config, compiled, capsys):
     assert result["passed"] and result["max_abs_error"] <= FLOAT_TOLERANCE
 
 
+@pytest.mark.parametrize("scheme, core", [("int8", "cortex-m4"), ("pow2", "cortex-m0")])
+def test_integer_builds_are_bit_exact_on_target(scheme, core, tmp_path, capsys):
+    out = tmp_path / "out"
+    compile_for(WIRED, core, out, quantize=scheme, calibration="random")
+    code, report = run_cli_json(capsys, "verify", str(out), "--on", "qemu", "--steps", "120", "--sequences", "2")
+    assert code == 0, report
+    (result,) = report["results"]
+    assert result["bit_exact"] and result["max_abs_error"] == 0.0 and result["passed"]
+    # The image compared with == itself: its data header carries no tolerance.
+    assert "LE_PARITY_ATOL" not in (out / "firmware" / "parity_data.h").read_text()
+
+
 def test_qemu_results_have_the_host_json_contract(compiled, capsys):
     code, report = run_cli_json(capsys, "verify", str(compiled(DENSE, "cortex-m4")), "--on", "all", "--steps", "50",
                                 "--sequences", "1")
