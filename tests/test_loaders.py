@@ -9,6 +9,7 @@ import re
 import struct
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -422,6 +423,12 @@ def _write_bad_file(case: str, path: Path) -> str:
     if case == "forbidden_global":
         torch.save({"x": Payload(os.system, f"touch {path.parent / 'MARKER'}")}, path)
         return "tries to call posix.system.*refusing to load it"
+    if case == "torchscript":
+        cell = build(OTHER).rnn_cell
+        with warnings.catch_warnings():   # TorchScript is deprecated, but users still have such files
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.trace(cell, (torch.zeros(1, 5), torch.zeros(1, 12), torch.ones(1, 1))), path)
+        return "is a TorchScript archive"
     if case == "legacy_pickle":
         torch.save(build(OTHER), path, _use_new_zipfile_serialization=False)
         return r"legacy \(non-zip\) format"
@@ -437,7 +444,7 @@ def _write_bad_file(case: str, path: Path) -> str:
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "truncated", "random", "npz", "text", "no_ncps_module",
-                                  "forbidden_global", "legacy_pickle", "ltc", "non_finite"])
+                                  "forbidden_global", "torchscript", "legacy_pickle", "ltc", "non_finite"])
 def test_bad_files_give_one_line_errors(case, tmp_path):
     path = tmp_path / f"{case}.pt"
     pattern = _write_bad_file(case, path)

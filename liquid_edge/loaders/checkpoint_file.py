@@ -88,6 +88,9 @@ def _check_torch_zip(path: Path, data: bytes) -> None:
     except (zipfile.BadZipFile, OSError):
         raise ModelFormatError(f"{path} is a truncated or corrupted zip archive",
                                "copy or save the checkpoint again") from None
+    if any(n.endswith("/constants.pkl") for n in names):
+        raise ModelFormatError(f"{path} is a TorchScript archive (torch.jit.save), not an ncps checkpoint",
+                               "save model.state_dict() (with a sidecar JSON) or the model itself with torch.save")
     if any(n.endswith("data.pkl") for n in names):
         return
     if names and all(n.endswith(".npy") for n in names):
