@@ -13,11 +13,15 @@ import numpy as np
 from liquid_edge.errors import ConfigError, ModelFormatError
 from liquid_edge.ir import Model, Source
 from liquid_edge.loaders import config
-from liquid_edge.loaders.checkpoint_file import FORMAT_MODULE_PICKLE, FORMAT_STATE_DICT, read_checkpoint
+from liquid_edge.loaders.checkpoint_file import read_checkpoint
 from liquid_edge.loaders.discovery import FoundModule, find_modules, top_level_summary
 from liquid_edge.loaders.ncps_layout import CfCOptions, build_cfc
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "FORMAT_STATE_DICT", "FORMAT_MODULE_PICKLE"]
+
+#: ``Source.format`` of a model: where its settings could come from.
+FORMAT_STATE_DICT = "state_dict"
+FORMAT_MODULE_PICKLE = "module_pickle"
 
 
 def load_model(path: str | Path, *, module: str | None = None, mode: str | None = None,

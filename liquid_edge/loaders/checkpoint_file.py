@@ -18,9 +18,6 @@ from typing import Any
 from liquid_edge.errors import LiquidEdgeError, ModelFormatError
 from liquid_edge.loaders.safe_unpickle import ForbiddenGlobal, load_zip_pickle
 
-FORMAT_STATE_DICT = "state_dict"
-FORMAT_MODULE_PICKLE = "module_pickle"
-
 _NOT_A_CHECKPOINT_FIX = ("pass a PyTorch checkpoint of an ncps model: torch.save(model.state_dict(), 'model.pt') "
                          "or torch.save(model, 'model.pt')")
 
@@ -29,7 +26,6 @@ _NOT_A_CHECKPOINT_FIX = ("pass a PyTorch checkpoint of an ncps model: torch.save
 class CheckpointFile:
     path: Path
     sha256: str
-    format: str        # FORMAT_STATE_DICT or FORMAT_MODULE_PICKLE
     content: Any       # dicts/lists of numpy arrays, numbers, strings; Records for pickled objects
 
 
@@ -38,13 +34,13 @@ def read_checkpoint(path: Path) -> CheckpointFile:
     data = _read_bytes(path)
     is_zip = data.startswith(b"PK\x03\x04")
     if is_zip:
-        _check_torch_zip(path, data)
+        _check_torch_zip(path)
     elif not data.startswith(b"\x80"):  # every pickle protocol >= 2 starts with PROTO (0x80)
         raise ModelFormatError(f"{path} {_describe_foreign(data)}, not a PyTorch checkpoint", _NOT_A_CHECKPOINT_FIX)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         content = _torch_load_weights_only(path)
-        return CheckpointFile(path, sha256, FORMAT_STATE_DICT, _to_numpy(content))
+        return CheckpointFile(path, sha256, _to_numpy(content))
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
             raise ModelFormatError(f"{path} cannot be read: {_first_line(exc)}",
@@ -64,7 +60,7 @@ def read_checkpoint(path: Path) -> CheckpointFile:
     except Exception as exc:  # a malformed pickle can fail in many ways; none of them may escape as a traceback
         raise ModelFormatError(f"{path} cannot be unpickled: {_first_line(exc)}",
                                "the file is truncated or corrupted") from None
-    return CheckpointFile(path, sha256, FORMAT_MODULE_PICKLE, content)
+    return CheckpointFile(path, sha256, content)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -81,7 +77,7 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _check_torch_zip(path: Path, data: bytes) -> None:
+def _check_torch_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

@@ -13,7 +13,7 @@ answers every name with something of our own:
   works) raises :class:`ForbiddenGlobal`.
 
 ncps and torch module classes (CfC, CfCCell, Linear, Sequential, ...) thus become Records whose ``state`` is the
-module's ``__dict__`` (``_modules``, ``_parameters``, hyper-parameters), which :mod:`.module_tree` interprets.
+module's ``__dict__`` (``_modules``, ``_parameters``, hyper-parameters), which :mod:`.discovery` interprets.
 Tensors come back as numpy arrays read from the archive's storage entries.
 
 Only PyTorch's zip format (the default since 1.6) is read here; the legacy format is handled by ``torch.load``
