@@ -10,7 +10,8 @@ accumulates only shows there, never in single steps), recording the absolute val
 * ``memory.c``: the LSTM cell state; ``output``: the projection output.
 
 Two methods turn the recorded values into one range per tensor: ``minmax`` (largest |value|) and
-``percentile`` (the 99.99th percentile of |value|, robust to rare outliers; values beyond it saturate).
+``percentile`` (the 99.99th percentile of |value|, the sample at or below it, so that rare outliers
+(fewer than 1 in 10,000 values) do not set the range; values beyond it saturate).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def ranges(model: Model, data: Sequences, method: str = "percentile") -> dict[st
     values = collect(model, data)
     if method == "minmax":
         return {name: float(np.max(v)) for name, v in values.items()}
-    return {name: float(np.percentile(v, PERCENTILE)) for name, v in values.items()}
+    return {name: float(np.percentile(v, PERCENTILE, method="lower")) for name, v in values.items()}
 
 
 RANDOM = "random"

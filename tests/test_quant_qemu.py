@@ -1,0 +1,36 @@
+"""Integer builds under QEMU: bit-exact with the emulator on every emulated core (one small build per core)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortex_m import needs_cross, needs_qemu, run_cli, run_cli_json
+from models import by_id
+
+pytestmark = [pytest.mark.qemu, pytest.mark.cross, needs_cross, needs_qemu]
+
+# The shift-only scheme where there is no fast 64-bit product (M0); the others spread over the cores.
+CORES = [("cortex-m0", "pow2", "default-lecun"), ("cortex-m3", "int8", "autoncp-default"),
+         ("cortex-m4", "a16w8", "default-mixed"), ("cortex-m7", "int8", "default-proj"),
+         ("cortex-m33", "pow2", "no_gate-lecun"), ("cortex-m55", "a16w8", "pure-lecun")]
+
+
+@pytest.mark.parametrize("core,scheme,config_id", CORES, ids=[c for c, _, _ in CORES])
+def test_qemu_is_bit_exact_with_the_emulator(capsys, write_checkpoint, tmp_path, core, scheme, config_id):
+    checkpoint = write_checkpoint(by_id(config_id))
+    rng = np.random.default_rng(1)
+    inputs = by_id(config_id).input_size
+    np.savez(tmp_path / "cal.npz", x=rng.standard_normal((4, 100, inputs)), dt=rng.uniform(0.1, 2, (4, 100)))
+    x = rng.standard_normal((1, 1000, inputs)) * np.where(rng.random((1, 1000, 1)) < 0.03, 100.0, 1.0)
+    dt = rng.uniform(0.0, 3.0, (1, 1000))
+    dt[0, ::101] = 1e6
+    np.savez(tmp_path / "test.npz", x=x, dt=dt)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(out), "--target", core,
+                           "--quantize", scheme, "--calibration", str(tmp_path / "cal.npz"))
+    assert code == 0, err
+    code, report = run_cli_json(capsys, "verify", str(out), "--on", "qemu", "--data", str(tmp_path / "test.npz"))
+    (result,) = report["results"]
+    assert code == 0 and result["passed"], result["first_failure"]
+    assert result["bit_exact"] is True and result["max_abs_error"] == 0.0 and result["steps"] == 1000
