@@ -19,7 +19,7 @@ import torch
 
 import liquid_edge
 from conftest import sidecar_settings
-from liquid_edge.errors import ConfigError, LiquidEdgeError
+from liquid_edge.errors import ConfigError, LiquidEdgeError, ModelFormatError
 from liquid_edge.ir_io import model_to_json
 from liquid_edge.loaders.config import sidecar_path
 from liquid_edge.loaders.safe_unpickle import ForbiddenGlobal, load_zip_pickle
@@ -260,6 +260,21 @@ def test_invalid_sidecar(sidecar, pattern, reference_model, tmp_path):
     sidecar_path(path).write_text(sidecar)
     with pytest.raises(ConfigError, match=pattern):
         liquid_edge.load(path)
+
+
+@pytest.mark.parametrize("damage, pattern", [
+    ("missing", r"tensor rnn_cell\.time_a\.bias is missing \(module encoder\.cfc of .*m\.pt\)"),
+    ("reshaped", r"tensor cells\.0\.ff2\.weight has shape \(12, 15\), expected \(12, 16\) \(module encoder\.cfc"),
+])
+def test_damaged_tensors_are_named(damage, pattern, reference_model, tmp_path):
+    _, cfc = reference_model
+    state = Outer(cfc).state_dict()
+    if damage == "missing":
+        del state["encoder.cfc.rnn_cell.time_a.bias"]
+    else:
+        state["encoder.cfc.rnn_cell.ff2.weight"] = state["encoder.cfc.rnn_cell.ff2.weight"][:, :15]
+    with pytest.raises(ModelFormatError, match=pattern):
+        liquid_edge.load(save(state, tmp_path / "m.pt", sidecar_settings(DENSE)))
 
 
 # --- whole-module pickles -----------------------------------------------------------------------------------------

@@ -56,7 +56,12 @@ def load_model(path: str | Path, *, module: str | None = None, mode: str | None 
                     module=chosen.path)
     options = CfCOptions(mode=settings.get("mode"), activation=settings.get("activation"),
                          wiring_kind=settings.get("wiring"))
-    return build_cfc(chosen.tensors, options, settings.get("name", path.stem), source)
+    try:
+        return build_cfc(chosen.tensors, options, settings.get("name", path.stem), source)
+    except ModelFormatError as exc:
+        # Tensor names in these messages are relative to the module: say which module of which file.
+        where = f"module {chosen.path} of {path}" if chosen.path else str(path)
+        raise ModelFormatError(f"{exc.problem} ({where})", exc.fix) from None
 
 
 def _check_finite(module: FoundModule, path: Path) -> None:
