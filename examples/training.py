@@ -38,6 +38,9 @@ class ModelSpec:
     # Train on per-channel standardized inputs, then fold the standardization into the first layer, so the
     # checkpoint reads the archive's raw values (what the firmware is fed).
     standardize: bool = False
+    # Feed every step as if it were one time unit after the previous one, although the data has elapsed times:
+    # the ablation that measures what the elapsed-time input is worth on irregularly sampled data.
+    ignore_dt: bool = False
     # Apply the loss to the outputs of the last ``loss_steps`` steps, not only the final one: more gradient signal
     # per sequence on tiny training sets, and a prediction that holds steady near the end of a sequence.
     loss_steps: int = 1
@@ -51,9 +54,17 @@ class Task:
     models: tuple[ModelSpec, ...]
 
 
-def load_split(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray               # (N, T, I) float32
+    y: np.ndarray               # (N,) class index
+    dt: np.ndarray | None       # (N, T) elapsed times, or None (every step 1 apart)
+
+
+def load_split(dataset: str, split: str) -> Split:
     with np.load(DATA / f"{dataset}_{split}.npz", allow_pickle=False) as npz:
-        return npz["x"].astype(np.float32), npz["y"].astype(np.int64)
+        dt = npz["dt"].astype(np.float32) if "dt" in npz.files else None
+        return Split(npz["x"].astype(np.float32), npz["y"].astype(np.int64), dt)
 
 
 def build(spec: ModelSpec, input_size: int, classes: int) -> torch.nn.Module:
@@ -76,15 +87,28 @@ def sidecar(task: Task, spec: ModelSpec) -> dict:
     return settings | {"activation": "lecun_tanh"}
 
 
-def last_step_logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    outputs, _ = model(x)
-    return outputs[:, -1]
+def sequence_outputs(model: torch.nn.Module, x: torch.Tensor, dt: torch.Tensor | None) -> torch.Tensor:
+    """(N, T, outputs). With elapsed times the cell is stepped here with ``dt`` shaped (N, 1): ncps's own loop
+    squeezes batched time spans to (N,), which broadcasts against the units instead of the samples."""
+    if dt is None:
+        return model(x)[0]
+    state = torch.zeros(x.shape[0], model.state_size)
+    outputs = []
+    for t in range(x.shape[1]):
+        out, state = model.rnn_cell(x[:, t], state, dt[:, t:t + 1])
+        outputs.append(model.fc(out))
+    return torch.stack(outputs, dim=1)
 
 
-def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+def model_inputs(spec: ModelSpec, split: Split) -> tuple[torch.Tensor, torch.Tensor | None]:
+    dt = None if split.dt is None or spec.ignore_dt else torch.from_numpy(split.dt)
+    return torch.from_numpy(split.x), dt
+
+
+def accuracy(model: torch.nn.Module, spec: ModelSpec, split: Split) -> float:
     with torch.no_grad():
-        predicted = last_step_logits(model, torch.from_numpy(x)).argmax(dim=1).numpy()
-    return float(np.mean(predicted == y))
+        predicted = sequence_outputs(model, *model_inputs(spec, split))[:, -1].argmax(dim=1).numpy()
+    return float(np.mean(predicted == split.y))
 
 
 def first_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Linear, torch.Tensor | None]]:
@@ -111,18 +135,18 @@ def fold_standardization(model: torch.nn.Module, mean: np.ndarray, std: np.ndarr
             layer.bias -= used[:, :inputs] @ shift
 
 
-def train_one(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> torch.nn.Module:
-    model = build(spec, x.shape[2], int(y.max()) + 1)
-    mean, std = x.mean(axis=(0, 1)), x.std(axis=(0, 1))
+def train_one(spec: ModelSpec, train: Split) -> torch.nn.Module:
+    model = build(spec, train.x.shape[2], int(train.y.max()) + 1)
+    mean, std = train.x.mean(axis=(0, 1)), train.x.std(axis=(0, 1))
     if spec.standardize:
-        x = (x - mean) / std
+        train = Split((train.x - mean) / std, train.y, train.dt)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, spec.epochs)
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+    (inputs, dt), targets = model_inputs(spec, train), torch.from_numpy(train.y)
     model.train()
     for epoch in range(spec.epochs):
         optimizer.zero_grad()
-        logits = model(inputs)[0][:, -spec.loss_steps:] * spec.logit_scale
+        logits = sequence_outputs(model, inputs, dt)[:, -spec.loss_steps:] * spec.logit_scale
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                  targets.repeat_interleave(logits.shape[1]))
         loss.backward()
@@ -140,20 +164,19 @@ def train_one(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> torch.nn.Module:
 def run(task: Task, output: Path) -> dict:
     """Train every model of a task, save checkpoints and metrics into ``output``; return the metrics."""
     torch.set_num_threads(1)
-    x_train, y_train = load_split(task.dataset, "train")
-    x_test, y_test = load_split(task.dataset, "test")
+    train, test = load_split(task.dataset, "train"), load_split(task.dataset, "test")
     output.mkdir(parents=True, exist_ok=True)
     metrics = {}
     for spec in task.models:
         started = time.perf_counter()
-        model = train_one(spec, x_train, y_train)
+        model = train_one(spec, train)
         seconds = time.perf_counter() - started
         torch.save(model.state_dict(), output / f"{spec.name}.pt")
         (output / f"{spec.name}.pt.json").write_text(json.dumps(sidecar(task, spec), indent=2) + "\n")
         metrics[spec.name] = {
-            "train_accuracy": accuracy(model, x_train, y_train),
-            "test_accuracy": accuracy(model, x_test, y_test),
-            "test_sequences": int(len(y_test)),
+            "train_accuracy": accuracy(model, spec, train),
+            "test_accuracy": accuracy(model, spec, test),
+            "test_sequences": int(len(test.y)),
             "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),  # not the masks
             "training_seconds": round(seconds, 1),
             "spec": asdict(spec),

@@ -67,6 +67,8 @@ class Example:
 EXAMPLES = (
     Example("basic_motions", "BasicMotions"),
     Example("italy_power_demand", "ItalyPowerDemand"),
+    # 12 readings a day at random hours, with the elapsed hours as dt: the elapsed-time input on the target.
+    Example("italy_power_demand_irregular", "ItalyPowerDemand, irregular", models=("ncp",)),
 )
 
 #: The builds of every model; the int8 one calibrates its ranges on the example's train split.

@@ -10,6 +10,11 @@ whole under ``~/.cache/liquid-edge/datasets`` (``--cache``), then written as a f
 class labels in the header's order, so ``y`` indexes it). The archive's own train/test split is kept and the values
 are unchanged. Both datasets are small enough to commit whole; ``--max-sequences`` is the documented subsetting rule
 (the first N of a split, in archive order) for anyone adding a bigger one.
+
+One derived task shows the elapsed-time input: ``italy_power_demand_irregular`` keeps 12 of the 24 hourly readings
+of each day, drawn at random (numpy ``default_rng(IRREGULAR_SEED)``, one draw per sequence, train split first, kept
+in time order), and gives each kept reading ``dt`` = hours since the previous kept one (for the first: its hour
+plus one, i.e. hours since the start of the day).
 """
 
 from __future__ import annotations
@@ -61,6 +66,19 @@ def read_split(dataset: Dataset, split: str) -> tuple[np.ndarray, np.ndarray, li
     return x, y, classes
 
 
+IRREGULAR_SOURCE = "italy_power_demand"
+IRREGULAR_KEPT_STEPS = 12
+IRREGULAR_SEED = 2024
+
+
+def irregular_subsample(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Keep ``IRREGULAR_KEPT_STEPS`` random steps of each sequence, in order; ``dt`` in units of the original step."""
+    count, steps, _ = x.shape
+    kept = np.sort(np.stack([rng.choice(steps, IRREGULAR_KEPT_STEPS, replace=False) for _ in range(count)]), axis=1)
+    dt = np.diff(kept, axis=1, prepend=-1).astype(np.float32)
+    return np.take_along_axis(x, kept[:, :, None], axis=1), dt
+
+
 def aeon_version() -> str:
     return importlib.metadata.version("aeon")
 
@@ -81,16 +99,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the first N sequences of each split (default: all)")
     args = parser.parse_args(argv)
 
+    keep = slice(None, args.max_sequences)
+    rng = np.random.default_rng(IRREGULAR_SEED)
     for dataset in DATASETS:
         for split in ("train", "test"):
             x, y, classes = read_split(dataset, split)
             write_npz(args.cache / f"{dataset.archive_name}_{split}.npz", x=x, y=y, classes=np.array(classes))
-            keep = slice(None, args.max_sequences)
-            fixture = args.output / f"{dataset.fixture_name}_{split}.npz"
-            write_npz(fixture, x=x[keep], y=y[keep], classes=np.array(classes))
-            print(f"{fixture.relative_to(ROOT) if fixture.is_relative_to(ROOT) else fixture}: x {x[keep].shape}, "
-                  f"{len(classes)} classes, from {dataset.archive_name} (aeon {aeon_version()})", file=sys.stderr)
+            x, y = x[keep], y[keep]
+            _write_fixture(args.output / f"{dataset.fixture_name}_{split}.npz", dataset, x=x, y=y,
+                           classes=np.array(classes))
+            if dataset.fixture_name == IRREGULAR_SOURCE:
+                sparse_x, dt = irregular_subsample(x, rng)
+                _write_fixture(args.output / f"{IRREGULAR_SOURCE}_irregular_{split}.npz", dataset, x=sparse_x, dt=dt,
+                               y=y, classes=np.array(classes))
     return 0
+
+
+def _write_fixture(path: Path, dataset: Dataset, **arrays: np.ndarray) -> None:
+    write_npz(path, **arrays)
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"{shown}: x {arrays['x'].shape}{', dt' if 'dt' in arrays else ''}, {len(arrays['classes'])} classes, "
+          f"from {dataset.archive_name} (aeon {aeon_version()})", file=sys.stderr)
 
 
 if __name__ == "__main__":

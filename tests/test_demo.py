@@ -34,7 +34,7 @@ def test_quick_demo_passes_and_keeps_everything(quick_demo):
     results = json.loads((output / RESULTS_FILE).read_text())
     assert results["passed"] and results["quick"] and (output / MARKER_FILE).is_file()
     models = [entry["model"] for entry in results["results"]]
-    assert models == ["motions_ncp", "motions_dense", "power_ncp", "power_dense"]
+    assert models == ["motions_ncp", "motions_dense", "power_ncp", "power_dense", "hours_ncp"]
     for example in EXAMPLES:
         for model in example.models:
             for build in BUILDS:
@@ -67,7 +67,7 @@ def test_demo_text_has_the_accuracy_and_cost_tables(quick_demo):
     text = format_results(json.loads((output / RESULTS_FILE).read_text()))
     assert "Accuracy on the test split" in text and "quick run" in text
     assert "Memory and cost on cortex-m4" in text
-    assert text.count("bit-exact") == 4 and "FAILED" not in text
+    assert text.count("bit-exact") == 5 and "FAILED" not in text
     assert f"Outputs, verification arrays and one report.html per build in {output}" in text
 
 
