@@ -28,10 +28,16 @@ _CFC_KEY = re.compile(r"^(?:(.*)\.)?rnn_cell\.(?:layer_\d+\.)?ff1\.weight$")
 _LTC_KEY = re.compile(r"^(?:(.*)\.)?rnn_cell\.gleak$")
 _CFC_PARTS = ("rnn_cell.", "lstm.", "fc.")
 
+# The classes a pickled CfC is interpreted through (full names: a look-alike class elsewhere is not trusted).
 _CFC_CLASS = "ncps.torch.cfc.CfC"
+_WIRED_CELL_CLASS = "ncps.torch.wired_cfc_cell.WiredCfCCell"
 _LTC_CLASSES = ("ncps.torch.ltc.LTC", "ncps.torch.ltc_cell.LTCCell")
-_ACTIVATION_CLASSES = {"LeCun": "lecun_tanh", "SiLU": "silu", "ReLU": "relu", "Tanh": "tanh", "GELU": "gelu"}
-_NOT_ACTIVATIONS = ("Linear", "Dropout", "Identity")
+_TORCH_ACTIVATIONS = "torch.nn.modules.activation."
+_ACTIVATION_CLASSES = {"ncps.torch.cfc_cell.LeCun": "lecun_tanh", _TORCH_ACTIVATIONS + "SiLU": "silu",
+                       _TORCH_ACTIVATIONS + "ReLU": "relu", _TORCH_ACTIVATIONS + "Tanh": "tanh",
+                       _TORCH_ACTIVATIONS + "GELU": "gelu"}
+_NOT_ACTIVATIONS = ("torch.nn.modules.linear.Linear", "torch.nn.modules.dropout.Dropout",
+                    "torch.nn.modules.linear.Identity")
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,12 @@ def _pickled_options(cfc: Record) -> dict[str, str]:
     if not isinstance(cell, Record):
         raise ModelFormatError("the pickled CfC has no rnn_cell")
     options: dict[str, str] = {}
-    if cell.class_name == "WiredCfCCell":
+    if cell.qualname == _WIRED_CELL_CLASS:
         layers = [child for _, child in _submodules(cell) if isinstance(child, Record)]
-        modes = {layer.attributes().get("mode") for layer in layers}
-        if len(modes) != 1:
-            raise ModelFormatError(f"the pickled wired CfC has layers in different modes: {sorted(map(str, modes))}")
-        options["mode"] = modes.pop()
+        modes = [layer.attributes().get("mode") for layer in layers]
+        if not modes or any(mode != modes[0] for mode in modes):
+            raise ModelFormatError(f"the pickled wired CfC has no single mode (layers say {modes})")
+        options["mode"] = modes[0]
         wiring = cfc.attributes().get("wiring", cell.attributes().get("_wiring"))
         if isinstance(wiring, Record):
             options["wiring"] = wiring.class_name
@@ -151,14 +157,14 @@ def _pickled_options(cfc: Record) -> dict[str, str]:
 def _backbone_activation(backbone: Record) -> str:
     names = set()
     for _, layer in _submodules(backbone):
-        if not isinstance(layer, Record) or layer.class_name in _NOT_ACTIVATIONS:
+        if not isinstance(layer, Record) or layer.qualname in _NOT_ACTIVATIONS:
             continue
-        if layer.class_name not in _ACTIVATION_CLASSES:
+        if layer.qualname not in _ACTIVATION_CLASSES:
             raise ConfigError(f"the pickled CfC backbone uses {layer.qualname}, which is not an ncps activation")
-        if layer.class_name == "GELU" and layer.attributes().get("approximate", "none") != "none":
+        if layer.qualname.endswith(".GELU") and layer.attributes().get("approximate", "none") != "none":
             raise ConfigError("the pickled CfC backbone uses GELU with the tanh approximation; only exact GELU "
                               "(what ncps builds) is supported")
-        names.add(_ACTIVATION_CLASSES[layer.class_name])
+        names.add(_ACTIVATION_CLASSES[layer.qualname])
     if len(names) != 1:
         raise ModelFormatError(f"cannot tell the backbone activation of the pickled CfC (found {sorted(names)})")
     return names.pop()
