@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +122,15 @@ def verify(out_dir: Path, on: str = "host", data: Path | None = None, count: int
     sequences = verification_sequences(out_dir, manifest, data, count, steps)
     shape = f"{sequences.count} sequence(s) x {sequences.steps} steps"
     progress(f"verify: {manifest['c_name']}, {shape} from {sequences.origin}")
+    started = time.monotonic()
     expected = expected_outputs(out_dir, manifest, sequences)
-    progress(f"verify: {expected.label} done")
+    progress(f"verify: {expected.label} done ({time.monotonic() - started:.1f} s)")
     results, runs = [], []
     for backend in backends:
         progress(f"verify: running on {backend.name}")
+        started = time.monotonic()
         run = backend.run(out_dir, manifest, sequences)
+        progress(f"verify: {run.name} done ({time.monotonic() - started:.1f} s)")
         runs.append(run)
         results.append(compare(run.name, expected, run.outputs,
                                backend.float_tolerance if tolerance is None else tolerance))

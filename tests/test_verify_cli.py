@@ -114,3 +114,9 @@ def test_compare_bit_exact_ignores_the_tolerance():
 def test_backend_names_become_file_names():
     assert file_stem("qemu:cortex-m4") == "qemu_cortex-m4"
     assert file_stem("host") == "host"
+
+
+def test_missing_compiler_is_a_one_line_error(compiled, capsys, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-cc")
+    code, _, err = run_cli(capsys, compiled, "--steps", 5, "--sequences", 1)
+    assert code == 2 and "the C compiler 'no-such-cc' is not installed" in err and "Traceback" not in err

@@ -23,6 +23,7 @@ import jinja2
 import numpy as np
 
 from liquid_edge import __version__
+from liquid_edge.analysis import summarize
 from liquid_edge.assets import asset_dir
 from liquid_edge.ir import CfCCell, Linear, Model
 
@@ -309,9 +310,9 @@ def emit_c_library(model: Model, c_name: str, *, sparse: bool = True) -> CLibrar
 
 
 def library_figures(plan: LibraryPlan) -> dict:
+    """Sizes, memory and MACs per step: what the model needs (dense, with sparsity) and what this code executes."""
     model = plan.model
-    dense = sum(layer.dense_macs for _, layer in model.linears())
-    sparse = sum(layer.sparse_macs for _, layer in model.linears())
+    macs = summarize(model)["macs_per_step"]
     return {
         "input_size": model.input_size,
         "output_size": model.output_size,
@@ -319,8 +320,8 @@ def library_figures(plan: LibraryPlan) -> dict:
         "state_bytes": model.state_size * FLOAT_BYTES,
         "scratch_bytes": plan.scratch_floats * FLOAT_BYTES,
         "weight_bytes": plan.weight_bytes,
-        "dense_macs_per_step": dense,
-        "sparse_macs_per_step": sparse,
+        "dense_macs_per_step": macs["dense"],
+        "sparse_macs_per_step": macs["sparse"],
         "executed_macs_per_step": plan.macs_per_step,
         "sparse_code": any(cell.sparse for cell in plan.cells),
     }
