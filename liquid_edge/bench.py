@@ -170,8 +170,8 @@ def count_step_instructions(elf_path: Path, target: Target, c_name: str, inputs:
 def count_with_qemu_log(out_dir: Path, manifest: dict, target: Target, library: firmware.Library,
                         data: Sequences) -> StepCounts:
     """For cores unicorn does not model: run the bench driver under QEMU, one instruction per translation block,
-    with every block execution logged; a step is what runs between two ``le_bench_mark`` calls outside
-    ``main`` (the driver's loop) and ``le_bench_mark`` itself. Built in a temporary copy of the project."""
+    with every block execution logged; a step is what runs between a pair of ``le_bench_mark`` calls outside
+    ``main``. The driver also measures the peak stack of a step. Built in a temporary copy of the project."""
     from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
 
     expected = expected_outputs(out_dir, manifest, data).outputs
@@ -186,12 +186,13 @@ def count_with_qemu_log(out_dir: Path, manifest: dict, target: Target, library: 
         _, console = qemu.run_image(elf, target.board.qemu_machine, qemu.timeout(),
                                     (*_one_instruction_per_block(), "-d", "exec,nochain", "-D", str(log)))
         outputs, _ = qemu.parse_console(console, expected.shape, manifest["summary"]["state_size"])
-        ranges = _function_ranges(elf, ("main", "le_bench_mark"))
+        ranges = _function_ranges(elf, ("le_bench_mark", "main"))
         per_step = _steps_in_log(log, ranges["le_bench_mark"], ranges["main"])
+    stack = re.search(r"^K (\d+)$", console, re.MULTILINE)
     if len(per_step) != data.steps:
         raise RunError(f"the QEMU log of the bench driver shows {len(per_step)} steps, expected {data.steps}",
                        f"check that {qemu.QEMU} supports -d exec,nochain")
-    return StepCounts(per_step, None, outputs[0])
+    return StepCounts(per_step, int(stack[1]) if stack else None, outputs[0])
 
 
 def _one_instruction_per_block() -> tuple[str, ...]:
@@ -215,22 +216,25 @@ def _function_ranges(elf_path: Path, names: tuple[str, ...]) -> dict[str, range]
 
 
 def _steps_in_log(log: Path, mark: range, driver: range) -> list[int]:
-    """Instructions per step from QEMU's ``Trace ... [cs_base/pc/flags/cflags] symbol`` lines."""
+    """Instructions per step from QEMU's ``Trace ... [cs_base/pc/flags/cflags] symbol`` lines: the marks come in
+    pairs around each step; the driver's own instructions (argument set-up, the call) are left out."""
     per_step: list[int] = []
-    current: int | None = None
-    in_mark = False
+    inside = in_mark = False
+    current = 0
     with open(log, errors="replace") as handle:
         for line in handle:
             if not line.startswith("Trace"):
                 continue
             pc = int(line.split("[", 1)[1].split("/")[1], 16)
             if pc in mark:
-                if not in_mark and current is not None:
-                    per_step.append(current)
-                current, in_mark = 0, True
+                if not in_mark:  # the first instruction of a mark call
+                    if inside:
+                        per_step.append(current)
+                    inside, current = not inside, 0
+                in_mark = True
                 continue
             in_mark = False
-            if current is not None and pc not in driver:
+            if inside and pc not in driver:
                 current += 1
     return per_step
 
