@@ -90,11 +90,16 @@ class CellPlan:
         return self.cell.head_input_size
 
     @property
+    def pure_dense(self) -> bool:
+        """Pure mode without a mask: ff1 of all units through the linear kernel into a buffer, then the update."""
+        return self.cell.mode == "pure" and not self.sparse
+
+    @property
     def scratch_floats(self) -> int:
-        """``z`` plus the two backbone ping-pong buffers (one when there is a single backbone layer)."""
+        """``z``, the backbone ping-pong buffers (one for a single layer) and, in pure dense cells, ff1."""
         widths = [layer.out_features for layer in self.cell.backbone]
         buffers = min(len(widths), 2) * max(widths, default=0)
-        return self.concat_size + buffers
+        return self.concat_size + buffers + (self.cell.units if self.pure_dense else 0)
 
 
 @dataclass
@@ -139,7 +144,7 @@ class LibraryPlan:
             if plan.sparse:
                 used |= {"sparse_dot"} if pure else {"sparse_mac2", "mac2"}
             else:
-                used.add("dot" if pure else "mac4")
+                used.add("linear" if pure else "mac4")
         if self.model.memory is not None:
             used.add("mac4")
         if self.model.projection is not None:
@@ -245,11 +250,15 @@ def _plan_head_biases(plan: CellPlan, prefix: str) -> None:
 def _plan_dense_heads(plan: CellPlan, prefix: str) -> None:
     cell = plan.cell
     pure = cell.mode == "pure"
-    heads = (cell.ff1,) if pure else (cell.ff1, cell.ff2, cell.time_a, cell.time_b)
-    order = "ff1" if pure else "ff1, ff2, time_a, time_b"
-    plan.arrays["heads_w"] = CArray(f"{prefix}_heads_w", "float", _interleave(*heads),
-                                    f"heads [{cell.units}][{cell.head_input_size}][{order}]")
-    plan.macs += len(heads) * cell.units * cell.head_input_size
+    if pure:
+        plan.arrays["heads_w"] = CArray(f"{prefix}_heads_w", "float", _row_blocked(cell.ff1.weight),
+                                        f"ff1 weights {_blocked_shape(cell.ff1)}")
+        plan.macs += cell.ff1.dense_macs
+    else:
+        plan.arrays["heads_w"] = CArray(f"{prefix}_heads_w", "float",
+                                        _interleave(cell.ff1, cell.ff2, cell.time_a, cell.time_b),
+                                        f"heads [{cell.units}][{cell.head_input_size}][ff1, ff2, time_a, time_b]")
+        plan.macs += 4 * cell.ff1.dense_macs
     _plan_head_biases(plan, prefix)
 
 
