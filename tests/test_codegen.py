@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -112,11 +113,20 @@ def test_compile_writes_the_output_folder(dense_model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]   # no staging folder left behind
 
 
-def test_host_makefile_builds_the_library(dense_model, tmp_path):
+@pytest.mark.parametrize("tool", ["make", "cmake"])
+def test_host_build_files_build_the_library(dense_model, tmp_path, tool):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
     out = tmp_path / "out"
     compile_model(dense_model, out, CompileOptions(name="lib_test"))
-    subprocess.run(["make", "-s", "-C", str(out)], check=True, capture_output=True)
-    assert (out / "build" / "make" / "liblib_test.a").is_file()
+    if tool == "make":
+        subprocess.run(["make", "-s", "-C", str(out)], check=True, capture_output=True)
+        assert (out / "build" / "make" / "liblib_test.a").is_file()
+    else:
+        build = tmp_path / "cmake-build"
+        subprocess.run(["cmake", "-S", str(out), "-B", str(build)], check=True, capture_output=True)
+        subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+        assert (build / "liblib_test.a").is_file()
 
 
 def test_compile_refuses_a_foreign_folder(dense_model, tmp_path):
