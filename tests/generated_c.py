@@ -12,6 +12,11 @@ from liquid_edge.loaders.ncps_layout import CfCOptions, build_cfc
 from models import Config, build
 
 
+#: A wired model big enough for 16-bit synapse indices and offsets (every config of models.py fits 8 bits).
+LARGE_WIRED = Config("autoncp-wide-input", input_size=300,
+                     wiring=("AutoNCP", {"units": 60, "output_size": 4, "seed": 2}))
+
+
 def model_ir(config: Config, seed: int = 0) -> Model:
     """The IR of a configuration, straight from the ncps module's tensors."""
     tensors = {key: value.detach().numpy() for key, value in build(config, seed).state_dict().items()}

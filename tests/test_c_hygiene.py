@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generated_c import is_wired, model_ir, write_libraries
+from generated_c import LARGE_WIRED, is_wired, model_ir, write_libraries
 from liquid_edge import reference
 from liquid_edge.emit.c_library import emit_c_library
 from liquid_edge.emit.naming import c_identifier
@@ -28,7 +28,7 @@ TOLERANCE = 1e-5
 def all_sources(tmp_path_factory) -> Path:
     """Every configuration (NCP ones sparse and dense) in one folder."""
     src = tmp_path_factory.mktemp("hygiene")
-    write_libraries(src, CONFIGS)
+    write_libraries(src, [*CONFIGS, LARGE_WIRED])
     write_libraries(src, [c for c in CONFIGS if is_wired(c)], sparse=False, prefix="dense_")
     return src
 

@@ -81,6 +81,17 @@ def test_all_ones_mask_is_emitted_dense():
     assert not any(cell.sparse for cell in plan.cells)
 
 
+def test_a_cell_without_synapses_is_emitted_dense():
+    """An all-zero mask would leave zero-length arrays (not C); the dense layout of its zero weights is valid."""
+    model = model_ir(WIRED)
+    cell = model.cells[0]
+    cut = {name: dataclasses.replace(head, weight=np.zeros_like(head.weight), mask=np.zeros_like(head.mask))
+           for name, head in (("ff1", cell.ff1), ("ff2", cell.ff2))}
+    model = dataclasses.replace(model, cells=(dataclasses.replace(cell, **cut), *model.cells[1:])).validate()
+    plan = plan_library(model, "cut")
+    assert [c.sparse for c in plan.cells] == [False, True, True]
+
+
 def test_weights_are_float32_literals_that_round_trip():
     model = model_ir(by_id("default-mixed"))
     source = emit_c_library(model, "m").files["m.c"]

@@ -11,7 +11,7 @@ import ctypes
 import numpy as np
 import pytest
 
-from generated_c import Generated, is_wired, model_ir, write_libraries
+from generated_c import LARGE_WIRED, Generated, is_wired, model_ir, write_libraries
 from liquid_edge import reference
 from liquid_edge.data import random_sequences
 from liquid_edge.emit.c_library import emit_c_library
@@ -21,14 +21,14 @@ from models import CONFIGS
 TOLERANCE = 1e-5  # docs/numerics-float.md
 STEPS = 200
 SEQUENCES = 3
-WIRED = [c for c in CONFIGS if is_wired(c)]
+WIRED = [c for c in CONFIGS if is_wired(c)] + [LARGE_WIRED]
 
 
 @pytest.fixture(scope="session")
 def host_build(tmp_path_factory):
     """(generated sparse libraries, dense fallbacks of the wired ones, {c_name: CModel})."""
     src = tmp_path_factory.mktemp("host_parity")
-    sparse = write_libraries(src, CONFIGS)
+    sparse = write_libraries(src, [*CONFIGS, LARGE_WIRED])
     dense = write_libraries(src, WIRED, sparse=False, prefix="dense_")
     library = load_library(build_shared_library(sorted(src.glob("*.c")), src / "build", "all_models"))
     bound = {g.c_name: CModel(library, g.c_name, g.model.input_size, g.model.output_size, g.model.state_size)
@@ -41,7 +41,7 @@ def _sequences(generated: Generated, seed: int = 1):
 
 
 @pytest.mark.parametrize("initial", ["zero", "set_state"])
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.id)
+@pytest.mark.parametrize("config", [*CONFIGS, LARGE_WIRED], ids=lambda c: c.id)
 def test_c_matches_reference(config, initial, host_build):
     generated = host_build[0][config.id]
     model, c_model = generated.model, host_build[2][generated.c_name]

@@ -201,8 +201,10 @@ def plan_library(model: Model, c_name: str, *, sparse: bool = True) -> LibraryPl
 
 
 def _is_masked(cell: CfCCell) -> bool:
-    """True when a mask removes synapses (an all-ones mask, e.g. FullyConnected wiring, is better dense)."""
-    return any(head.mask is not None and not np.all(head.mask != 0) for head in _ff_heads(cell))
+    """True when a mask removes some synapses but not all (an all-ones mask, e.g. FullyConnected wiring, is
+    better dense, and an all-zero one would leave empty arrays, which C does not allow)."""
+    masks = [head.mask for head in _ff_heads(cell) if head.mask is not None]
+    return bool(masks) and not np.all(_kept_synapses(cell)) and bool(np.any(_kept_synapses(cell)))
 
 
 def _ff_heads(cell: CfCCell) -> tuple[Linear, ...]:
