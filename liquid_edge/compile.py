@@ -107,11 +107,13 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     from liquid_edge.emit.c_quantized import emit_quantized_library
     from liquid_edge.quant import qmodel as quant_model
     from liquid_edge.quant.quantize import quantize_from_source
+    from liquid_edge.targets import resolve_target
 
     quantized = quantize_from_source(model, options.quantize, options.calibration, state_bits=options.state_bits,
                                      method=options.calibration_method)
     quant_model.save(quantized, model_dir)
-    return emit_quantized_library(quantized, c_name), quant_model.describe(quantized)
+    dsp = options.target != HOST_TARGET and resolve_target(options.target, options.board).core.dsp
+    return emit_quantized_library(quantized, c_name, dsp=dsp), quant_model.describe(quantized) | {"dsp_kernels": dsp}
 
 
 def _firmware_hook(options: CompileOptions):

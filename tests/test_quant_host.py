@@ -76,19 +76,27 @@ class QLibrary:
         return outputs
 
 
-def build_library(tmp_path, qmodel, c_name: str, extra=("-fsanitize=undefined", "-fno-sanitize-recover=all")):
-    library = emit_quantized_library(qmodel, c_name)
+def build_library(tmp_path, qmodel, c_name: str, extra=("-fsanitize=undefined", "-fno-sanitize-recover=all"),
+                  dsp: bool = False):
+    library = emit_quantized_library(qmodel, c_name, dsp=dsp)
     for file_name, text in library.files.items():
         (tmp_path / file_name).write_text(text)
     path = build_shared_library([tmp_path / f"{c_name}.c"], tmp_path / "build", c_name, (*STRICT, "-g", *extra))
     return QLibrary(path, c_name, qmodel)
 
 
-@pytest.mark.parametrize("config_id,scheme,state_bits", CASES, ids=[f"{c}-{s}-s{b}" for c, s, b in CASES])
-def test_integer_c_is_bit_exact_with_the_emulator(tmp_path, config_id, scheme, state_bits):
+# The weight layout of the DSP kernels, run through its portable branch (the host has no SMLAD).
+DSP_CASES = [("default-lecun", "int8", 16), ("default-mixed", "a16w8", 8), ("no_gate-silu-2layers", "pow2", 16),
+             ("autoncp-mixed-proj", "int8", 16)]
+ALL_CASES = [(*case, False) for case in CASES] + [(*case, True) for case in DSP_CASES]
+
+
+@pytest.mark.parametrize("config_id,scheme,state_bits,dsp", ALL_CASES,
+                         ids=[f"{c}-{s}-s{b}{'-dsp' if d else ''}" for c, s, b, d in ALL_CASES])
+def test_integer_c_is_bit_exact_with_the_emulator(tmp_path, config_id, scheme, state_bits, dsp):
     model = model_ir(by_id(config_id))
     qmodel = quantize(model, random_sequences(model.input_size, 4, 150, seed=1), scheme, state_bits=state_bits)
-    library = build_library(tmp_path, qmodel, "qm")
+    library = build_library(tmp_path, qmodel, "qm", dsp=dsp)
     emulator = Emulator(qmodel)
     x, dt = stress_data(model.input_size)
     x_q = emulator.quantize_inputs(x)

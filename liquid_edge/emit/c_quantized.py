@@ -5,8 +5,13 @@ The library keeps the float API of the float emitter (quantize on entry, dequant
 
 Layout decisions:
 
-* Dense layers: int8 weights row-major ``[row][col]``; the four CfC heads are one matrix (rows ff1, ff2, time_a,
-  time_b) so one pass over the head input feeds all of them.
+* Dense layers, portable: int8 weights row-major ``[row][col]``; the four CfC heads are one matrix (rows ff1,
+  ff2, time_a, time_b) so one pass over the head input feeds all of them.
+* Dense layers, cores with the DSP extension (``dsp=True``): the weights are widened offline to int16 and packed
+  two per 32-bit word, ``[block of 4 rows][column pair][row in block]``, each word ``W[r][2k] | W[r][2k+1] << 16``.
+  One load of an input pair then feeds four ``SMLAD`` (two 16x16 multiply-accumulates each, four rows at once),
+  with no sign-extension in the loop: twice the weight bytes of int8 for about half the instructions per MAC.
+  Without ``__ARM_FEATURE_DSP`` (e.g. on the host) the same layout runs through plain C, bit-identically.
 * Masked (NCP) layers: only kept synapses are stored (``col`` index and ``start`` offset per row).
 * Activations travel as int16 in every scheme (the int8 scheme keeps them in [-128, 127]): the kernels then
   have one signature, and widening for 16x16 multiply-accumulate costs nothing at run time.
@@ -23,7 +28,8 @@ from liquid_edge.emit.c_library import CLibrary, template_environment
 from liquid_edge.quant import fixed, tables
 from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
 
-_CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "uint16_t": 2, "float": 4}
+_CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "uint16_t": 2, "uint32_t": 4, "float": 4}
+ROW_BLOCK = 4
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,12 @@ class LayerPlan:
     prefix: str
     layer: QLinear
     sparse: bool
+    packed: bool = False
     arrays: list[IntArray] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> int:
+        return (self.cols + 1) // 2
 
     @property
     def rows(self) -> int:
@@ -113,7 +124,15 @@ class QuantPlan:
 
     @property
     def needs_dense(self) -> bool:
-        return any(not layer.sparse for layer in self.layers())
+        return any(not layer.sparse and not layer.packed for layer in self.layers())
+
+    @property
+    def needs_packed(self) -> bool:
+        return any(layer.packed for layer in self.layers())
+
+    def vector(self, size: int) -> int:
+        """Length of an int16 vector of ``size`` values: even when packed kernels read it in pairs."""
+        return size + size % 2 if self.needs_packed else size
 
     @property
     def needs_sparse(self) -> bool:
@@ -165,10 +184,24 @@ class QuantPlan:
                 "tanh_in": tables.TANH_IN, "sigmoid_in": tables.SIGMOID_IN, "exp_in": tables.EXP_IN}
 
 
-def _layer_plan(prefix: str, layer: QLinear, comment: str) -> LayerPlan:
+def packed_pairs(weight: np.ndarray) -> np.ndarray:
+    """The DSP layout: rows padded to a multiple of 4, columns to even, int16 pairs in uint32 words."""
+    rows, cols = weight.shape
+    padded = np.zeros((-(-rows // ROW_BLOCK) * ROW_BLOCK, cols + cols % 2), dtype=np.int64)
+    padded[:rows, :cols] = weight
+    halves = padded.reshape(-1, ROW_BLOCK, padded.shape[1] // 2, 2) & 0xFFFF   # [block][row][pair][half]
+    words = halves[..., 0] | (halves[..., 1] << 16)
+    return words.transpose(0, 2, 1).ravel()                                    # [block][pair][row]
+
+
+def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPlan:
     plan = LayerPlan(prefix, layer, sparse=layer.mask is not None)
+    plan.packed = dsp and not plan.sparse
     a = plan.arrays
-    if plan.sparse:
+    if plan.packed:
+        a.append(IntArray(f"{prefix}_w", "uint32_t", packed_pairs(layer.weight),
+                          f"{comment}: int16 pairs [block of {ROW_BLOCK} rows][column pair][row]"))
+    elif plan.sparse:
         rows, cols = np.nonzero(layer.mask)
         start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.rows))])
         if start[-1] > 0xFFFF or layer.cols > 0xFFFF:
@@ -178,29 +211,33 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str) -> LayerPlan:
         a.append(IntArray(f"{prefix}_start", "uint16_t", start, "first synapse of each row, then the end"))
     else:
         a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight, f"{comment} [{layer.rows}][{layer.cols}]"))
-    a.append(IntArray(f"{prefix}_b", "int32_t", layer.bias, "bias at accumulator scale"))
+    bias = layer.bias
+    if plan.packed:
+        bias = np.concatenate([bias, np.zeros(-len(bias) % ROW_BLOCK, dtype=bias.dtype)])
+    a.append(IntArray(f"{prefix}_b", "int32_t", bias, "bias at accumulator scale"))
     if layer.multiplier is not None:
         a.append(IntArray(f"{prefix}_m", "int32_t", layer.multiplier, "requantization multiplier (Q31)"))
     a.append(IntArray(f"{prefix}_s", "int8_t", layer.shift, "requantization right shift"))
     return plan
 
 
-def plan_quantized(q: QModel, c_name: str) -> QuantPlan:
+def plan_quantized(q: QModel, c_name: str, dsp: bool = False) -> QuantPlan:
     arrays: list[IntArray] = []
     for table in q.tables.values():
         arrays.append(IntArray(f"{c_name}_t_{table.name}", "int16_t", table.values,
                                f"{table.function}: input Q{table.in_frac}, output Q{table.out_frac}"))
     memory = None
     if q.memory is not None:
-        memory = _layer_plan(f"{c_name}_lstm", q.memory, "LSTM gates i, ig, fg, og")
+        memory = _layer_plan(f"{c_name}_lstm", q.memory, "LSTM gates i, ig, fg, og", dsp)
         arrays += memory.arrays
     cells, offset, width = [], 0, q.input_size
     scratch = 0
     for i, cell in enumerate(q.cells):
         prefix = f"{c_name}_c{i}"
-        backbone = [_layer_plan(f"{prefix}_bb{k}", layer, f"backbone layer {k}") for k, layer in enumerate(cell.backbone)]
+        backbone = [_layer_plan(f"{prefix}_bb{k}", layer, f"backbone layer {k}", dsp)
+                    for k, layer in enumerate(cell.backbone)]
         heads = _layer_plan(f"{prefix}_heads", cell.heads, "heads ff1" if cell.mode == "pure"
-                            else "heads ff1, ff2, time_a, time_b")
+                            else "heads ff1, ff2, time_a, time_b", dsp)
         plan = CellPlan(i, cell, offset, width, backbone, heads)
         for layer in backbone:
             plan.arrays += layer.arrays
@@ -215,7 +252,7 @@ def plan_quantized(q: QModel, c_name: str) -> QuantPlan:
         width = cell.units
     projection = None
     if q.projection is not None:
-        projection = _layer_plan(f"{c_name}_proj", q.projection, "output projection")
+        projection = _layer_plan(f"{c_name}_proj", q.projection, "output projection", dsp)
         arrays += projection.arrays
     state_fracs = q.state_fracs()
     arrays.append(IntArray(f"{c_name}_state_inv2", "float", 2.0 ** (state_fracs + 1), "2 / scale of each state value"))
@@ -225,9 +262,10 @@ def plan_quantized(q: QModel, c_name: str) -> QuantPlan:
     return QuantPlan(q, c_name, cells, memory, projection, arrays, scratch)
 
 
-def emit_quantized_library(q: QModel, c_name: str) -> CLibrary:
-    """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``, with the figures of the float emitter's manifest."""
-    plan = plan_quantized(q, c_name)
+def emit_quantized_library(q: QModel, c_name: str, dsp: bool = False) -> CLibrary:
+    """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``, with the figures of the float emitter's manifest.
+    ``dsp``: lay dense weights out for the SMLAD kernel (targets whose core has the DSP extension)."""
+    plan = plan_quantized(q, c_name, dsp)
     env = template_environment()
     context = {"plan": plan, "q": q, "name": c_name, "NAME": plan.macro, "version": __version__,
                "c_float": c_float, "T": plan.table_consts}
