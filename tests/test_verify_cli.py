@@ -55,6 +55,12 @@ def test_human_report(compiled, capsys):
     code, out, _ = run_cli(capsys, compiled, "--steps", 10, "--sequences", 1, "--tolerance", 0)
     assert code == 1
     assert "FAIL" in out and "first failure at sequence 0" in out
+    assert "float32 rounding alone" not in out   # nothing is small next to a zero tolerance
+
+
+def test_marginal_float_failure_points_at_the_tolerance(compiled, capsys):
+    code, out, _ = run_cli(capsys, compiled, "--steps", 50, "--sequences", 2, "--tolerance", 1e-8)
+    assert code == 1 and "float32 rounding alone" in out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -50,7 +50,17 @@ def format_report(report: dict) -> str:
             lines.append(f"{r['backend']}: first failure at sequence {f['sequence']}, step {f['step']}, output "
                          f"{f['output']}: expected {f['expected']:.7g}, got {f['actual']:.7g} "
                          f"({r['exceeded']:,} values outside the tolerance)")
+    if any(_marginal_float_failure(r) for r in report["results"]):
+        lines.append("note: float32 rounding alone reaches errors of this size on large inputs or sensitive "
+                     "recurrences (docs/numerics-float.md); pass a --tolerance that fits your data's scale")
     return "\n".join(lines)
+
+
+def _marginal_float_failure(result: dict) -> bool:
+    """A float build that fails by less than 100x its tolerance: more likely rounding than a fault."""
+    error = result["max_abs_error"]
+    return (not result["passed"] and not result["bit_exact"] and error is not None
+            and 0 < result["tolerance"] and error < 100 * result["tolerance"])
 
 
 def _error(value: float | None):
