@@ -119,20 +119,29 @@ def test_report_of_a_folder_that_is_no_output_is_one_line_error(tmp_path, capsys
 
 
 def test_quantization_error_per_tensor_covers_each_layer_and_the_outputs(tmp_path):
+    from liquid_edge import reference
     from liquid_edge.quant import qmodel
+    from liquid_edge.quant.emulator import Emulator
     from liquid_edge.quant.quantize import quantize
     from liquid_edge.report.quant_error import tensor_errors
 
     model = api.load(CHECKPOINT)
-    qmodel.save(quantize(model, load_sequences(TRAIN_DATA)), tmp_path)
+    quantized = quantize(model, load_sequences(TRAIN_DATA))
+    qmodel.save(quantized, tmp_path)
     test = load_sequences(TEST_DATA).take(4, 50)
-    rows = tensor_errors(tmp_path, model, test.x, np.ones(test.x.shape[:2]))
-    assert [r.name for r in rows] == ["state: inter", "state: command", "state: motor", "outputs"]
-    for row in rows:
-        assert row.count > 0 and row.low < row.high
-        # int8 with 16-bit state: errors are real (not zero) and small against each tensor's range.
-        assert 0 < row.rmse < 0.05 * (row.high - row.low)
-        assert row.max_abs >= row.rmse
+    dt = np.ones(test.x.shape[:2])
+    rows = {r.name: r for r in tensor_errors(tmp_path, model, test.x, dt)}
+    assert list(rows) == ["state: inter", "state: command", "state: motor", "outputs"]
+    # The outputs row is the error of the quantized float API (the emulator's run) against the reference.
+    error = Emulator(quantized).run(test.x, dt) - reference.run(model, test.x, dt)[0]
+    assert rows["outputs"].max_abs == pytest.approx(np.max(np.abs(error)))
+    assert rows["outputs"].rmse == pytest.approx(np.sqrt(np.mean(error ** 2)))
+    # An NCP without projection outputs its motor neurons: the two rows measure the same values.
+    assert rows["state: motor"].rmse == pytest.approx(rows["outputs"].rmse)
+    assert rows["state: inter"].count == 4 * 50 * 10
+    for row in rows.values():
+        assert 0 < row.rmse <= row.max_abs and row.low < row.high
+        assert row.relative == pytest.approx(row.rmse / (row.high - row.low))
 
 
 def test_figures_are_png(tmp_path):
