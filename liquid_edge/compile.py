@@ -5,8 +5,8 @@ leaves a half-written ``OUT`` and never touches a folder that is not a previous 
 
 Seams for the other parts of the toolchain:
 
-* ``_emit_library`` turns the IR into sources; the float32 emitter is the only branch so far (a quantized build
-  adds its emitter there and fills ``manifest["quantization"]``).
+* ``_emit_library`` turns the IR into sources: the float32 emitter, or the quantizer and the integer emitter
+  (which also give ``manifest["quantization"]``).
 * Targets other than ``host`` call ``liquid_edge.firmware.add_firmware(staging_dir, manifest, target, board)``,
   which writes ``firmware/`` into the staging folder and may update the manifest (``board``, ``firmware``). It
   is called after ``model/`` and ``src/`` exist and before the manifest and its file list are written.
@@ -26,7 +26,9 @@ from liquid_edge.analysis import summarize
 from liquid_edge.emit.c_library import CLibrary, emit_c_library, template_environment
 from liquid_edge.emit.naming import c_identifier
 from liquid_edge.errors import ConfigError, LiquidEdgeError
+from liquid_edge.firmware import add_firmware
 from liquid_edge.ir import Model
+from liquid_edge.targets import resolve_target
 
 HOST_TARGET = "host"
 MANIFEST_NAME = "liquid_edge.json"
@@ -60,11 +62,12 @@ class CompileOptions:
 def compile_model(model: Model, out_dir: Path, options: CompileOptions = CompileOptions()) -> dict:
     """Write the output folder for ``model`` and return its manifest."""
     out_dir = Path(out_dir)
-    add_firmware = _firmware_hook(options)
+    _check_target(options)
     _check_destination(out_dir, options.force)
     c_name = c_identifier(options.name or model.name)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.resolve().name}.", suffix=".staging",
+                                    dir=out_dir.resolve().parent))
     try:
         ir_io.save(model, staging / MODEL_DIR)
         library, quantization = _emit_library(model, c_name, options, staging / MODEL_DIR)
@@ -72,7 +75,7 @@ def compile_model(model: Model, out_dir: Path, options: CompileOptions = Compile
         _write_files(staging, _host_build_files(c_name, sorted(library.files)))
         manifest = _manifest(model, library, options)
         manifest["quantization"] = quantization
-        if add_firmware is not None:
+        if options.target != HOST_TARGET:
             add_firmware(staging, manifest, options.target, options.board)
         manifest["files"] = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -107,7 +110,6 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     from liquid_edge.emit.c_quantized import emit_quantized_library
     from liquid_edge.quant import qmodel as quant_model
     from liquid_edge.quant.quantize import quantize_from_source
-    from liquid_edge.targets import resolve_target
 
     quantized = quantize_from_source(model, options.quantize, options.calibration, state_bits=options.state_bits,
                                      method=options.calibration_method)
@@ -116,20 +118,13 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     return emit_quantized_library(quantized, c_name, dsp=dsp), quant_model.describe(quantized) | {"dsp_kernels": dsp}
 
 
-def _firmware_hook(options: CompileOptions):
-    """None for host; otherwise the firmware module's ``add_firmware`` (an unknown target raises from it)."""
-    target = options.target
-    if target == HOST_TARGET:
-        if options.board is not None:
-            raise ConfigError(f"--board {options.board} needs a Cortex-M target, not host",
-                              "add --target with a core from 'liquid-edge targets'")
-        return None
-    try:
-        from liquid_edge.firmware import add_firmware
-    except ImportError:
-        raise ConfigError(f"unknown target '{target}': this installation compiles for host only",
-                          "run 'liquid-edge targets' to list the targets") from None
-    return add_firmware
+def _check_target(options: CompileOptions) -> None:
+    """Fail before anything is written: host takes no board, other targets must name a known core (and board)."""
+    if options.target != HOST_TARGET:
+        resolve_target(options.target, options.board)
+    elif options.board is not None:
+        raise ConfigError(f"--board {options.board} needs a Cortex-M target, not host",
+                          "add --target with a core from 'liquid-edge targets'")
 
 
 def _check_destination(out_dir: Path, force: bool) -> None:
@@ -151,6 +146,12 @@ def _check_destination(out_dir: Path, force: bool) -> None:
 def _move_into_place(staging: Path, out_dir: Path) -> None:
     if not out_dir.exists():
         os.replace(staging, out_dir)
+        return
+    if not any(out_dir.iterdir()):
+        # An existing empty folder keeps its identity (permissions, a shell's working directory).
+        for entry in staging.iterdir():
+            os.replace(entry, out_dir / entry.name)
+        staging.rmdir()
         return
     # Swap by renames, so OUT is either the old or the new output at every moment.
     retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
