@@ -215,3 +215,12 @@ def test_documented_example_builds_and_runs(tmp_path):
     (tmp_path / "main.c").write_text(example)
     _run(["gcc", *STRICT_FLAGS, "main.c", "walker.c", "-o", "example", "-lm"], cwd=tmp_path)
     assert _run([str(tmp_path / "example")], cwd=tmp_path).stdout.startswith("output[0] = ")
+
+
+@pytest.mark.parametrize("compiler", ["g++", "clang++"])
+def test_header_is_usable_from_cpp(compiler, all_sources, tmp_path):
+    _require(compiler)
+    headers = sorted(p.name for p in all_sources.glob("*.h"))
+    (tmp_path / "use.cpp").write_text("".join(f'#include "{h}"\n' for h in headers) + "int main() { return 0; }\n")
+    _run([compiler, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{all_sources}", "-fsyntax-only",
+          "use.cpp"], cwd=tmp_path)
