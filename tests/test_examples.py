@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -117,3 +118,14 @@ def test_statistics_baseline_matches_the_recorded_figures():
     scores = statistics_baseline.baseline("italy_power_demand")
     assert round(scores["logistic_regression"], 3) == 0.569
     assert round(scores["nearest_centroid"], 3) == 0.563
+
+
+def test_results_page_records_the_checkpoints_accuracy():
+    """benchmarks/accuracy/RESULTS.md is generated from a demo run: its PyTorch column must be today's metrics."""
+    results = (ROOT / "benchmarks" / "accuracy" / "RESULTS.md").read_text()
+    names = {"motions": "basic_motions", "power": "italy_power_demand", "hours": "italy_power_demand_irregular"}
+    rows = re.findall(r"^\| [^|]+ \| (\w+?)_(ncp|dense) \| [\d,]+ \| [\d,]+ \| ([\d.]+)% \((\d+)\) \|", results, re.M)
+    assert len(rows) == 5
+    for prefix, model, percent, correct in rows:
+        metrics = recorded(names[prefix], model)
+        assert int(correct) == round(metrics["test_accuracy"] * metrics["test_sequences"])
