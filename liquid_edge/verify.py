@@ -53,7 +53,7 @@ def expected_outputs(out_dir: Path, manifest: dict, sequences: Sequences) -> Exp
     return Expected(outputs, bit_exact=False, label="float64 reference")
 
 
-def verification_sequences(out_dir: Path, manifest: dict, data: Path | None = None, count: int | None = None,
+def verification_sequences(manifest: dict, data: Path | None = None, count: int | None = None,
                            steps: int | None = None, seed: int = 0) -> Sequences:
     """The data file's sequences (the first ``count`` and ``steps`` when given), else random irregular-dt ones."""
     input_size = manifest["summary"]["input_size"]
@@ -119,7 +119,7 @@ def verify(out_dir: Path, on: str = "host", data: Path | None = None, count: int
         raise ConfigError(f"tolerance must be a non-negative number, got {tolerance}")
     manifest = read_manifest(out_dir)
     backends = resolve_backends(on, manifest)
-    sequences = verification_sequences(out_dir, manifest, data, count, steps)
+    sequences = verification_sequences(manifest, data, count, steps)
     shape = f"{sequences.count} sequence(s) x {sequences.steps} steps"
     progress(f"verify: {manifest['c_name']}, {shape} from {sequences.origin}")
     started = time.monotonic()
