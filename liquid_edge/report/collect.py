@@ -81,12 +81,18 @@ def collect(out_dir: Path) -> Report:
 def _model_section(manifest: dict, model: Model) -> Section:
     s = manifest["summary"]
     source = manifest.get("source") or {}
-    layers = " -> ".join(f"{name} {cell.units}" for name, cell in
-                         zip(model.wiring.layer_names if model.wiring else ("cfc",), model.cells))
+    if model.wiring is not None:
+        layers = f"{model.wiring.kind} wiring: " + " -> ".join(
+            f"{name} {cell.units}" for name, cell in zip(model.wiring.layer_names, model.cells))
+    else:
+        cell = model.cells[0]
+        backbone = " x ".join(str(layer.out_features) for layer in cell.backbone)
+        layers = f"{cell.units} units" + (f", backbone {backbone} ({cell.activation})" if backbone else "")
     rows = [
         ("source", f"{source.get('path', '?')} ({source.get('format', '?')}, sha256 {source.get('sha256', '?')[:12]})"),
-        ("architecture", f"CfC, mode {model.mode}, " + (f"{model.wiring.kind} wiring: " if model.wiring else "")
-         + layers + (f", projection to {model.output_size}" if model.projection is not None else "")),
+        ("architecture", f"CfC, mode {model.mode}, {layers}"
+         + (", mixed memory (LSTM)" if model.memory is not None else "")
+         + (f", projection to {model.output_size}" if model.projection is not None else "")),
         ("inputs / outputs", f"{s['input_size']} / {s['output_size']}"),
         ("state", f"{s['state_size']} values ({s['state_bytes']:,} bytes)"),
         ("parameters", f"{s['parameters']:,}"),
@@ -127,7 +133,7 @@ def _cost_section(cost: dict | None) -> Section:
     if cost.get("instructions_per_step") is None:
         return Section("Cost per step", notes=[f"Not measured: {cost['counting_unavailable']}."])
     rows = [
-        ("instructions per step", cost["instructions_per_step"]),
+        ("instructions per step", round(cost["instructions_per_step"])),
         ("range over the measured steps", f"{cost['instructions_per_step_min']:,} - "
                                           f"{cost['instructions_per_step_max']:,}"),
         ("MACs per step (executed)", cost["macs_per_step"]["executed"]),
