@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from liquid_edge import ir_io, reference
 from liquid_edge.compile import MODEL_DIR, read_manifest
