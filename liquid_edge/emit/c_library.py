@@ -9,7 +9,9 @@ What the generated code looks like, and why:
   way (``[unit][x then h][i, ig, fg, og]``).
 * Wired (NCP) cells keep only the synapses their mask allows: ff1/ff2 become a compressed-row list
   (``row`` offsets per unit, ``col`` input indices, weights interleaved ``[synapse][ff1, ff2]``); the time heads,
-  which ncps never masks, stay dense (``[unit][input][time_a, time_b]``). ``sparse=False`` emits the dense
+  which ncps never masks, stay dense and run through the linear kernel as one matrix of 2 x units rows before
+  the units are updated. Backbone layers, the projection and pure-mode ff1 use that kernel too: rows in blocks
+  of four interleaved ``[out / 4][in][4]``, so it also feeds four MACs per load. ``sparse=False`` emits the dense
   layout instead; both add the same products in the same order, so they give identical results.
 * Scratch buffers live on the stack with compile-time sizes; ``<NAME>_SCRATCH_BYTES`` is their largest total.
 """
@@ -95,11 +97,18 @@ class CellPlan:
         return self.cell.mode == "pure" and not self.sparse
 
     @property
+    def time_buffer(self) -> bool:
+        """Sparse cells with time heads: both dense time heads of all units through the linear kernel first."""
+        return self.sparse and self.cell.mode != "pure"
+
+    @property
     def scratch_floats(self) -> int:
-        """``z``, the backbone ping-pong buffers (one for a single layer) and, in pure dense cells, ff1."""
+        """``z``, the backbone ping-pong buffers (one for a single layer), and ff1 (pure dense cells) or the time
+        heads (sparse cells)."""
         widths = [layer.out_features for layer in self.cell.backbone]
         buffers = min(len(widths), 2) * max(widths, default=0)
-        return self.concat_size + buffers + (self.cell.units if self.pure_dense else 0)
+        return (self.concat_size + buffers + (self.cell.units if self.pure_dense else 0)
+                + (2 * self.cell.units if self.time_buffer else 0))
 
 
 @dataclass
@@ -142,7 +151,7 @@ class LibraryPlan:
                 used.add("linear")
             pure = plan.cell.mode == "pure"
             if plan.sparse:
-                used |= {"sparse_dot"} if pure else {"sparse_mac2", "mac2"}
+                used |= {"sparse_dot"} if pure else {"sparse_mac2", "linear"}
             else:
                 used.add("linear" if pure else "mac4")
         if self.model.memory is not None:
@@ -275,11 +284,18 @@ def _plan_sparse_heads(plan: CellPlan, prefix: str, keep: np.ndarray, index_ctyp
     a["ff_col"] = CArray(f"{prefix}_ff_col", index_ctype, cols, "input index of each kept synapse")
     a["ff_row"] = CArray(f"{prefix}_ff_row", offset_ctype, row_offsets, "first synapse of each unit, then the end")
     plan.macs += len(rows) * len(ff_heads)
-    if cell.mode != "pure":
-        a["time_w"] = CArray(f"{prefix}_time_w", "float", _interleave(cell.time_a, cell.time_b),
-                             f"time heads (dense) [{cell.units}][{cell.head_input_size}][time_a, time_b]")
-        plan.macs += 2 * cell.units * cell.head_input_size
-    _plan_head_biases(plan, prefix)
+    if cell.mode == "pure":
+        _plan_head_biases(plan, prefix)
+        return
+    # The time heads stay dense: one matrix of rows time_a[0], time_b[0], time_a[1], ... for the linear kernel.
+    time_rows = Linear(np.stack([cell.time_a.weight, cell.time_b.weight], axis=1).reshape(2 * cell.units, -1),
+                       np.stack([cell.time_a.bias, cell.time_b.bias], axis=1).ravel())
+    a["ff_b"] = CArray(f"{prefix}_ff_b", "float", np.stack([cell.ff1.bias, cell.ff2.bias], axis=-1).ravel(),
+                       "ff biases [unit][ff1, ff2]")
+    a["time_w"] = CArray(f"{prefix}_time_w", "float", _row_blocked(time_rows.weight),
+                         f"time heads (dense), rows time_a/time_b of unit 0, 1, ...: {_blocked_shape(time_rows)}")
+    a["time_b"] = CArray(f"{prefix}_time_b", "float", time_rows.bias, "time head biases [unit][time_a, time_b]")
+    plan.macs += time_rows.dense_macs
 
 
 def _plan_memory(model: Model, c_name: str) -> list[CArray]:
