@@ -50,7 +50,7 @@ def build_shared_library(sources: list[Path], build_dir: Path, stem: str,
     if output.is_file():
         return output
     build_dir.mkdir(parents=True, exist_ok=True)
-    partial = output.with_suffix(".partial")
+    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")  # concurrent builds never share it
     command += [*map(str, sources), "-o", str(partial), "-lm"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
