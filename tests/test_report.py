@@ -91,9 +91,9 @@ def test_html_report_renders_in_a_browser_with_decoded_figures(verified_output, 
     assert 'data-loaded="yes"' in dom
     widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom)]
     assert len(widths) == 4 and all(w > 100 for w in widths)  # traces + histogram per backend
-    for heading in ("Model", "Memory", "Cost per step", "Parity", "Outputs on qemu:cortex-m4"):
+    for heading in ("Model", "Memory", "Cost per step", "Parity", "Accuracy", "Outputs on qemu:cortex-m4"):
         assert f"<h2>{heading}</h2>" in dom
-    assert dom.count("<table>") == 4
+    assert dom.count("<table>") == 5
     assert re.search(r"<td>qemu:cortex-m4</td>.*?<td class=\"pass\">pass</td>", dom, re.S)
     assert re.search(r"instructions per step</td><td class=\"num\">[\d,]+", dom)
 
@@ -109,6 +109,8 @@ def test_markdown_report_links_its_figures(verified_output, tmp_path):
     for link in links:
         assert (tmp_path / link).read_bytes().startswith(PNG_MAGIC)
     assert "| qemu:cortex-m4 | float64 reference | 3 x 100 |" in text
+    # The test data has a class per sequence: the page gives the accuracy of the firmware's own outputs.
+    assert re.search(r"\| qemu:cortex-m4 \| \d+\.\d% \(\d/3\) \| float64 reference \|", text)
 
 
 def test_report_of_a_folder_that_is_no_output_is_one_line_error(tmp_path, capsys):

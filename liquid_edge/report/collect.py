@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+import numpy as np
+
 from liquid_edge import ir_io, reference
 from liquid_edge.compile import MODEL_DIR, read_manifest
 from liquid_edge.elf_size import memory_table
@@ -63,6 +65,9 @@ def collect(out_dir: Path) -> Report:
     cost = measure_cost(out_dir, manifest)
     sections = [_model_section(manifest, model), _memory_section(out_dir, manifest), _cost_section(cost),
                 _parity_section(verifications)]
+    labelled = _accuracy_section(verifications)
+    if labelled is not None:
+        sections.append(labelled)
     sections += [_backend_section(model, manifest, v) for v in verifications]
     quant = _quantization_section(out_dir, manifest, model, verifications)
     if quant is not None:
@@ -156,6 +161,43 @@ def _parity_section(verifications: list[Verification]) -> Section:
     return Section("Parity", notes=[f"Data: {', '.join(data)}."],
                    tables=[Table(("backend", "compared with", "sequences x steps", "max abs error", "RMSE",
                                   "required", "result"), rows)])
+
+
+def _class_labels(v: Verification):
+    """The class labels of the verified sequences, when their data file has one integer class per sequence and
+    still holds the same inputs (else None: the report is not the place to guess)."""
+    from liquid_edge.data import load_sequences
+
+    try:
+        sequences = load_sequences(v.data)
+    except LiquidEdgeError:
+        return None
+    count, steps = v.inputs.shape[:2]
+    y = sequences.y
+    if (y is None or y.ndim != 1 or sequences.count < count or sequences.steps < steps
+            or not np.issubdtype(y.dtype, np.integer)
+            or not np.array_equal(sequences.x[:count, :steps], v.inputs)):
+        return None
+    return y[:count]
+
+
+def _accuracy_section(verifications: list[Verification]) -> Section | None:
+    rows = []
+    for v in verifications:
+        labels = _class_labels(v)
+        if labels is not None:
+            rows.append((v.result["backend"], _last_step_accuracy(v.outputs, labels), v.expected_label,
+                         _last_step_accuracy(v.expected, labels), len(labels)))
+    if not rows:
+        return None
+    return Section("Accuracy", notes=["The data file has a class per sequence: the class predicted is the arg-max of "
+                                      "the outputs at the last step, as computed by the backend itself."],
+                   tables=[Table(("backend", "accuracy", "compared with", "its accuracy", "sequences"), rows)])
+
+
+def _last_step_accuracy(outputs, labels) -> str:
+    correct = int(np.sum(outputs[:, -1].argmax(axis=1) == labels))
+    return f"{100 * correct / len(labels):.1f}% ({correct}/{len(labels)})"
 
 
 def _error(value: float | None):
