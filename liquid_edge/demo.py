@@ -202,8 +202,11 @@ def format_results(results: dict) -> str:
              f"Memory and cost on {results['target']} (bytes; instructions executed by one step)",
              format_table(("model", "build", "model flash", "image flash", "model RAM", "image RAM",
                            "instr/step", "MACs/step", "QEMU parity"), cost_rows)]
-    skipped = {b["instructions_not_counted"] for e in results["results"] for b in e["builds"].values()
-               if b["instructions_not_counted"]}
+    builds = [b for e in results["results"] for b in e["builds"].values()]
+    passed = sum(b["parity"]["passed"] for b in builds)
+    lines.append(f"parity under QEMU: {passed} of {len(builds)} builds passed (float32 within the bound, "
+                 "int8 bit-exact with the integer emulator)")
+    skipped = {b["instructions_not_counted"] for b in builds if b["instructions_not_counted"]}
     lines += [f"instructions not counted: {reason}" for reason in sorted(skipped)]
     if results["output"]:
         lines.append(f"\nOutputs, verification arrays and one report.html per build in {results['output']}")

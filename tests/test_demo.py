@@ -67,7 +67,8 @@ def test_demo_text_has_the_accuracy_and_cost_tables(quick_demo):
     text = format_results(json.loads((output / RESULTS_FILE).read_text()))
     assert "Accuracy on the test split" in text and "quick run" in text
     assert "Memory and cost on cortex-m4" in text
-    assert text.count("bit-exact") == 5 and "FAILED" not in text
+    assert text.count("bit-exact") == 6 and "FAILED" not in text
+    assert "parity under QEMU: 10 of 10 builds passed" in text
     assert f"Outputs, verification arrays and one report.html per build in {output}" in text
 
 
