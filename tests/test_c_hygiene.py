@@ -224,3 +224,14 @@ def test_header_is_usable_from_cpp(compiler, all_sources, tmp_path):
     (tmp_path / "use.cpp").write_text("".join(f'#include "{h}"\n' for h in headers) + "int main() { return 0; }\n")
     _run([compiler, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{all_sources}", "-fsyntax-only",
           "use.cpp"], cwd=tmp_path)
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("cpu", [["-mcpu=cortex-m0", "-mfloat-abi=soft"],
+                                 ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+                                 ["-mcpu=cortex-m55", "-mfloat-abi=hard"]], ids=["m0", "m4f", "m55"])
+def test_strict_warnings_are_clean_for_cortex_m(cpu, all_sources, tmp_path):
+    """Also with the Arm FMA path (fmaf) and soft float, where the build differs from the host's."""
+    _require("arm-none-eabi-gcc")
+    sources = sorted(str(p) for p in all_sources.glob("*.c"))
+    _run(["arm-none-eabi-gcc", "-mthumb", *cpu, *STRICT_FLAGS, "-c", *sources], cwd=tmp_path)
