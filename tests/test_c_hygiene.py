@@ -228,8 +228,7 @@ def test_header_is_usable_from_cpp(compiler, all_sources, tmp_path):
 
 @pytest.mark.cross
 @pytest.mark.parametrize("cpu", [["-mcpu=cortex-m0", "-mfloat-abi=soft"],
-                                 ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
-                                 ["-mcpu=cortex-m55", "-mfloat-abi=hard"]], ids=["m0", "m4f", "m55"])
+                                 ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]], ids=["m0", "m4f"])
 def test_strict_warnings_are_clean_for_cortex_m(cpu, all_sources, tmp_path):
     """Also with the Arm FMA path (fmaf) and soft float, where the build differs from the host's."""
     _require("arm-none-eabi-gcc")
