@@ -113,6 +113,19 @@ def test_markdown_report_links_its_figures(verified_output, tmp_path):
     assert re.search(r"\| qemu:cortex-m4 \| \d+\.\d% \(\d/3\) \| float64 reference \|", text)
 
 
+def test_host_output_reports_without_firmware_figures(tmp_path):
+    out = tmp_path / "host"
+    compile_model(api.load(CHECKPOINT), out, CompileOptions(target="host"))
+    assert verify(out, on="host", data=TEST_DATA, count=2)["passed"]
+    page = tmp_path / "host.md"
+    assert run_cli("report", str(out), "-o", str(page)) == 0
+    text = page.read_text()
+    assert "No firmware image: target host builds no firmware image." in text
+    assert "Not measured: no firmware image." in text
+    assert "| host | float64 reference | 2 x 100 |" in text
+    assert "Quantization error per tensor" not in text  # a float build
+
+
 def test_report_of_a_folder_that_is_no_output_is_one_line_error(tmp_path, capsys):
     assert run_cli("report", str(tmp_path), "-o", str(tmp_path / "r.html")) == 2
     err = capsys.readouterr().err
