@@ -123,15 +123,17 @@ def test_dt_null_means_one_and_nan_inputs_quantize_to_zero(tmp_path):
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 def test_integer_c_compiles_warning_free(tmp_path, compiler):
+    """Both weight layouts (portable and DSP, the latter through its portable branch off Arm)."""
     if shutil.which(compiler) is None:
         pytest.skip(f"{compiler} missing")
     for config_id, scheme in (("autoncp-mixed-proj", "int8"), ("pure-mixed-proj", "pow2"),
                               ("default-3layers-dropout", "a16w8")):
         model = model_ir(by_id(config_id))
         qmodel = quantize(model, random_sequences(model.input_size, 2, 50, seed=1), scheme)
-        c_name = config_id.replace("-", "_")
-        for file_name, text in emit_quantized_library(qmodel, c_name).files.items():
-            (tmp_path / file_name).write_text(text)
-        result = subprocess.run([compiler, "-std=c99", *STRICT, "-O2", "-c", str(tmp_path / f"{c_name}.c"),
-                                 "-o", str(tmp_path / f"{c_name}.o")], capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
+        for dsp in (False, True):
+            c_name = config_id.replace("-", "_") + ("_dsp" if dsp else "")
+            for file_name, text in emit_quantized_library(qmodel, c_name, dsp=dsp).files.items():
+                (tmp_path / file_name).write_text(text)
+            result = subprocess.run([compiler, "-std=c99", *STRICT, "-O2", "-c", str(tmp_path / f"{c_name}.c"),
+                                     "-o", str(tmp_path / f"{c_name}.o")], capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr

@@ -8,9 +8,10 @@ Layout decisions:
 * Dense layers, portable: int8 weights row-major ``[row][col]``; the four CfC heads are one matrix (rows ff1,
   ff2, time_a, time_b) so one pass over the head input feeds all of them.
 * Dense layers, cores with the DSP extension (``dsp=True``): the weights are widened offline to int16 and packed
-  two per 32-bit word, ``[block of 4 rows][column pair][row in block]``, each word ``W[r][2k] | W[r][2k+1] << 16``.
-  One load of an input pair then feeds four ``SMLAD`` (two 16x16 multiply-accumulates each, four rows at once),
-  with no sign-extension in the loop: twice the weight bytes of int8 for about half the instructions per MAC.
+  two per 32-bit word, ``[block of 8 rows][column pair][row in block]``, each word ``W[r][2k] | W[r][2k+1] << 16``.
+  One load of an input pair then feeds eight ``SMLAD`` (two 16x16 multiply-accumulates each, eight rows at once)
+  and the weight words come two per load, with no sign-extension in the loop: twice the weight bytes of int8
+  for less than one instruction per MAC in the inner loop.
   Without ``__ARM_FEATURE_DSP`` (e.g. on the host) the same layout runs through plain C, bit-identically.
 * Masked (NCP) layers: only kept synapses are stored (``col`` index and ``start`` offset per row).
 * Activations travel as int16 in every scheme (the int8 scheme keeps them in [-128, 127]): the kernels then
@@ -29,7 +30,7 @@ from liquid_edge.quant import fixed, tables
 from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
 
 _CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "uint16_t": 2, "uint32_t": 4, "float": 4}
-ROW_BLOCK = 4
+ROW_BLOCK = 8
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ class LayerPlan:
     @property
     def pairs(self) -> int:
         return (self.cols + 1) // 2
+
+    @property
+    def out_size(self) -> int:
+        """Length of the output buffer: packed kernels write whole blocks of rows."""
+        return -(-self.rows // ROW_BLOCK) * ROW_BLOCK if self.packed else self.rows
 
     @property
     def rows(self) -> int:
@@ -185,13 +191,28 @@ class QuantPlan:
 
 
 def packed_pairs(weight: np.ndarray) -> np.ndarray:
-    """The DSP layout: rows padded to a multiple of 4, columns to even, int16 pairs in uint32 words."""
+    """The DSP layout: rows padded to a multiple of ROW_BLOCK, columns to even, int16 pairs in uint32 words."""
     rows, cols = weight.shape
     padded = np.zeros((-(-rows // ROW_BLOCK) * ROW_BLOCK, cols + cols % 2), dtype=np.int64)
     padded[:rows, :cols] = weight
     halves = padded.reshape(-1, ROW_BLOCK, padded.shape[1] // 2, 2) & 0xFFFF   # [block][row][pair][half]
     words = halves[..., 0] | (halves[..., 1] << 16)
     return words.transpose(0, 2, 1).ravel()                                    # [block][pair][row]
+
+
+def _packed_requantization(layer: QLinear) -> np.ndarray:
+    """One array per layer for the DSP kernel (one pointer, few registers): shifts, or [m, 2^(n-33), n - 32]
+    triplets, the kernel then working on the high word of acc * m (same result, see docs/numerics.md)."""
+    padding = -layer.rows % ROW_BLOCK                # the padding rows of the last block come out 0
+    shift = np.concatenate([layer.shift.astype(np.int64), np.ones(padding, dtype=np.int64)])
+    if layer.multiplier is None:
+        return shift
+    multiplier = np.concatenate([layer.multiplier.astype(np.int64), np.zeros(padding, dtype=np.int64)])
+    high = shift - 32
+    high[layer.rows:] = 1
+    rounding = np.where(high > 0, np.left_shift(1, np.maximum(high - 1, 0)), 0)
+    rounding[layer.rows:] = 0
+    return np.stack([multiplier, rounding, high], axis=1).ravel()
 
 
 def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPlan:
@@ -215,6 +236,11 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPl
     if plan.packed:
         bias = np.concatenate([bias, np.zeros(-len(bias) % ROW_BLOCK, dtype=bias.dtype)])
     a.append(IntArray(f"{prefix}_b", "int32_t", bias, "bias at accumulator scale"))
+    if plan.packed:
+        a.append(IntArray(f"{prefix}_rq", "int32_t", _packed_requantization(layer),
+                          "requantization per row: shift n" if layer.multiplier is None else
+                          "requantization per row: multiplier m, rounding term 2^(n-33) (0 if n <= 32), n - 32"))
+        return plan
     if layer.multiplier is not None:
         a.append(IntArray(f"{prefix}_m", "int32_t", layer.multiplier, "requantization multiplier (Q31)"))
     a.append(IntArray(f"{prefix}_s", "int8_t", layer.shift, "requantization right shift"))
