@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +25,7 @@ from liquid_edge import elf_size
 from liquid_edge.assets import asset_dir
 from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
 from liquid_edge.output import format_table
-from liquid_edge.targets import Target, load_catalog
+from liquid_edge.targets import TARGETS_PATH_ENV, Target, load_catalog
 
 CROSS_GCC = "arm-none-eabi-gcc"
 INSTALL_HINT = "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"
@@ -98,14 +99,22 @@ def target_of(manifest: dict) -> Target:
     if not firmware:
         raise ConfigError(f"this output was compiled for {manifest.get('target', 'host')}, not for a Cortex-M core",
                           "compile again with --target cortex-m4 (or another core, see 'liquid-edge targets')")
-    return load_catalog().resolve(firmware["core"], firmware["board"])
+    catalog = load_catalog()
+    for kind, name, known in (("core", firmware["core"], catalog.cores), ("board", firmware["board"], catalog.boards)):
+        if name not in known:
+            # An output compiled for a board (or core) read from LIQUID_EDGE_TARGETS_PATH needs that file again.
+            raise ConfigError(f"this output was compiled for {kind} '{name}', which has no {kind} file here",
+                              f"add the folder holding {kind}s/{name}.toml to {TARGETS_PATH_ENV}")
+    return catalog.resolve(firmware["core"], firmware["board"])
 
 
 def add_firmware(out_dir: Path, manifest: dict, core_name: str, board_name: str | None = None) -> None:
     """The compile hook for Cortex-M targets: write ``OUT/firmware``; build the application when the cross
     compiler is installed and record its memory table; fill ``manifest["board"]`` and ``manifest["firmware"]``."""
     target = load_catalog().resolve(core_name, board_name)
-    fw_dir = emit_project(out_dir, library_of(out_dir, manifest), target)
+    library = library_of(out_dir, manifest)
+    _check_name_clashes(out_dir / "src" / library.header, library)
+    fw_dir = emit_project(out_dir, library, target)
     info = {"core": target.core.name, "board": target.board.name, "qemu_machine": target.board.qemu_machine,
             "project": FIRMWARE_DIR, "elf": None, "memory": None, "not_built": None}
     if cross_compiler_available():
@@ -126,6 +135,27 @@ def format_firmware(info: dict) -> str:
     rows = [[labels[key], sizes["flash_bytes"], sizes["ram_bytes"]] for key, sizes in info["memory"].items()]
     return (f"firmware: {info['elf']} ({info['core']} on {info['board']})\n"
             + format_table(("memory (bytes)", "flash", "RAM"), rows))
+
+
+def _check_name_clashes(header: Path, library: Library) -> None:
+    """The firmware's own files and identifiers share the include path and the translation units with the model:
+    refuse a model name whose header or public identifiers would collide with them (e.g. ``le_app``, whose
+    header would be shadowed by the firmware's ``le_app.h``)."""
+    templates = asset_dir("firmware_templates")
+    own_headers = {path.name.removesuffix(".j2") for path in templates.rglob("*") if ".h" in path.suffixes}
+    if library.header in own_headers:
+        raise ConfigError(f"the model's C name '{library.c_name}' clashes with the firmware's own "
+                          f"{library.header}", "choose another name with --name")
+    own_identifiers = set()
+    for path in templates.rglob("*"):
+        if path.is_file():
+            own_identifiers.update(re.findall(r"\b[A-Za-z_]\w*\b", path.read_text()))
+    model_identifiers = {word for word in re.findall(r"\b[A-Za-z_]\w*\b", header.read_text())
+                         if word.startswith((f"{library.c_name}_", f"{library.macro}_"))}
+    clashes = sorted(model_identifiers & own_identifiers)
+    if clashes:
+        raise ConfigError(f"the model's C name '{library.c_name}' makes identifiers the firmware already uses "
+                          f"({', '.join(clashes)})", "choose another name with --name")
 
 
 def emit_project(out_dir: Path, library: Library, target: Target) -> Path:
@@ -179,21 +209,32 @@ def cross_compiler_available() -> bool:
 
 def build(fw_dir: Path, goal: str = "app") -> Path:
     """Build ``app``, ``parity`` or ``bench`` with make; return the ELF. Raises ToolMissingError or BuildError."""
-    if not cross_compiler_available():
-        raise ToolMissingError(f"{CROSS_GCC} is not installed, so the firmware cannot be built",
-                               f"install it: {INSTALL_HINT}")
     if shutil.which("make") is None:
         raise ToolMissingError("make is not installed, so the firmware cannot be built", "apt-get install make")
     make_goal = "all" if goal == "app" else goal
+    elf = fw_dir / "build" / f"{goal}.elf"
+    if not cross_compiler_available():
+        # An image built earlier (e.g. on another machine) is still usable: `make -q` says whether it is current.
+        if elf.is_file() and subprocess.run(["make", "-C", str(fw_dir), "-q", make_goal],
+                                            capture_output=True).returncode == 0:
+            return elf
+        raise ToolMissingError(f"{CROSS_GCC} is not installed, so the firmware cannot be built",
+                               f"install it: {INSTALL_HINT}")
     try:
         result = subprocess.run(["make", "-C", str(fw_dir), "-s", f"-j{min(2, os.cpu_count() or 1)}", make_goal],
                                 capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise BuildError(f"the firmware build in {fw_dir} took longer than {_BUILD_TIMEOUT_S} s") from None
     if result.returncode != 0:
-        raise BuildError(f"the firmware build in {fw_dir} failed: {_first_error(result.stderr + result.stdout)}",
+        log = result.stderr + result.stdout
+        overflows = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
+        if overflows:
+            raise BuildError("the firmware does not fit in the board's memory: "
+                             + ", ".join(f"{region} overflowed by {count} bytes" for region, count in overflows),
+                             "choose a board with more memory (--board), or a smaller or quantized model")
+        raise BuildError(f"the firmware build in {fw_dir} failed: {_first_error(log)}",
                          f"run 'make -C {fw_dir} {make_goal}' to see the full log")
-    return fw_dir / "build" / f"{goal}.elf"
+    return elf
 
 
 def _first_error(log: str) -> str:

@@ -12,6 +12,7 @@ import torch
 from cortex_m import compile_for, needs_cross, needs_qemu, run_cli, run_cli_json
 from liquid_edge import firmware, ir_io, reference
 from liquid_edge.data import random_sequences
+from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
 from liquid_edge.runners.qemu import parse_console, run_image
 from liquid_edge.targets import TARGETS_PATH_ENV, load_catalog
 from models import DENSE, WIRED, build
@@ -195,3 +196,92 @@ def test_a_board_added_as_a_file_builds_and_runs(tmp_path, monkeypatch):
     assert "LENGTH = 0x8000" in (tmp_path / "out" / "firmware" / "linker.ld").read_text()
     code, console = run_image(tmp_path / "out" / manifest["firmware"]["elf"], "mps2-an386", timeout_s=30)
     assert code == 0 and "no more input" in console
+
+
+HOOKS_C = """#include "le_app.h"
+#include "le_firmware.h"
+
+static int remaining = 3;
+
+int le_read_sensors(float input[MACRO_INPUT_SIZE], float *elapsed)
+{
+    input[0] = 0.5f;
+    *elapsed = 0.1f;
+    return remaining-- > 0;
+}
+
+void le_write_actuators(const float output[MACRO_OUTPUT_SIZE])
+{
+    (void)output;
+    le_console_write("actuated\\n");
+}
+"""
+
+
+@needs_qemu
+def test_application_sources_outside_the_project_replace_the_weak_hooks(m4_output, tmp_path):
+    out, manifest = m4_output
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("build"))
+    hooks = tmp_path / "app" / "hooks.c"
+    hooks.parent.mkdir()
+    hooks.write_text(HOOKS_C.replace("MACRO", manifest["c_name"].upper()))
+    subprocess.run(["make", "-C", str(copy / "firmware"), "-s", f"APP_SOURCES={hooks}",
+                    "EXTRA_CFLAGS=-Werror -Wmissing-prototypes -Wstrict-prototypes"], check=True, capture_output=True)
+    assert sorted(p.name for p in hooks.parent.iterdir()) == ["hooks.c"]  # nothing written next to the source
+    elfs = [copy / "firmware" / "build" / "app.elf"]
+    if shutil.which("cmake") is not None:
+        build_dir = copy / "cmake-build"
+        subprocess.run(["cmake", "-S", str(copy / "firmware"), "-B", str(build_dir), f"-DAPP_SOURCES={hooks}"],
+                       check=True, capture_output=True)
+        subprocess.run(["cmake", "--build", str(build_dir)], check=True, capture_output=True)
+        elfs.append(build_dir / "app.elf")
+    for elf in elfs:
+        code, console = run_image(elf, "mps2-an386", timeout_s=30)
+        assert code == 0 and console.count("actuated") == 3 and "no more input" in console, (elf, console)
+
+
+@pytest.mark.parametrize("name, clash", [("le_app", "le_app.h"), ("parity_data", "parity_data.h"),
+                                         ("le_check", "le_check_step")])
+def test_a_model_name_that_clashes_with_the_firmware_is_refused_before_anything_is_written(tmp_path, name, clash):
+    with pytest.raises(ConfigError, match=f"'{name}' .*{clash}.*--name"):
+        compile_for(WIRED, "cortex-m4", tmp_path / "out", name=name)
+    assert not (tmp_path / "out").exists()
+
+
+def test_names_sharing_only_the_firmware_prefix_are_accepted(tmp_path):
+    manifest = compile_for(WIRED, "cortex-m0", tmp_path / "out", name="le")
+    assert manifest["c_name"] == "le" and manifest["firmware"]["memory"]["total"]["flash_bytes"] > 0
+
+
+def test_a_firmware_too_big_for_the_board_names_the_overflowing_region(tmp_path, monkeypatch):
+    (tmp_path / "targets" / "boards").mkdir(parents=True)
+    small = EXTRA_BOARD.replace("length = 0x40000", "length = 0x1000")
+    (tmp_path / "targets" / "boards" / "my-an386.toml").write_text(small)
+    monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
+    with pytest.raises(BuildError, match=r"does not fit in the board's memory: FLASH overflowed by \d+ bytes") as err:
+        compile_for(DENSE, "cortex-m4", tmp_path / "out", board="my-an386")
+    assert "staging" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_up_to_date_image_is_used_without_the_cross_compiler(m4_output, tmp_path, monkeypatch):
+    out, _ = m4_output
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)  # keeps the modification times: the built image stays current
+    monkeypatch.setattr(firmware, "cross_compiler_available", lambda: False)
+    fw_dir = copy / "firmware"
+    assert firmware.build(fw_dir, "app") == fw_dir / "build" / "app.elf"
+    (fw_dir / "app_main.c").touch()
+    with pytest.raises(ToolMissingError, match="arm-none-eabi-gcc is not installed"):
+        firmware.build(fw_dir, "app")
+
+
+def test_an_output_for_a_board_file_that_is_gone_says_where_to_add_it(tmp_path, monkeypatch):
+    (tmp_path / "targets" / "boards").mkdir(parents=True)
+    (tmp_path / "targets" / "boards" / "my-an386.toml").write_text(EXTRA_BOARD)
+    monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
+    manifest = compile_for(WIRED, "cortex-m4", tmp_path / "out", board="my-an386")
+    monkeypatch.delenv(TARGETS_PATH_ENV)
+    with pytest.raises(ConfigError, match=f"board 'my-an386', which has no board file.*{TARGETS_PATH_ENV}"):
+        firmware.target_of(manifest)
