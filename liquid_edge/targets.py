@@ -112,7 +112,8 @@ class Catalog:
     def board(self, name: str) -> Board:
         if name not in self.boards:
             raise ConfigError(f"unknown board '{name}'",
-                              f"use one of {', '.join(sorted(self.boards))} (see 'liquid-edge targets')")
+                              f"use one of {', '.join(sorted(self.boards))} (see 'liquid-edge targets'), or add "
+                              f"boards/{name}.toml in a folder listed in {TARGETS_PATH_ENV}")
         return self.boards[name]
 
     def resolve(self, core_name: str, board_name: str | None = None) -> Target:
@@ -128,6 +129,11 @@ class Catalog:
 def search_dirs(extra_dirs: Iterable[str | Path] = ()) -> list[Path]:
     """Target folders in increasing precedence: built-in, then the environment variable, then ``extra_dirs``."""
     from_env = [p for p in os.environ.get(TARGETS_PATH_ENV, "").split(os.pathsep) if p]
+    for folder in from_env:
+        if not Path(folder).is_dir():
+            # A mistyped folder would otherwise only show later as an "unknown board".
+            raise ConfigError(f"{TARGETS_PATH_ENV} names {folder}, which is not a folder",
+                              "fix the path (folders holding cores/ and boards/, separated by ':') or unset it")
     return [asset_dir("targets")] + [Path(p) for p in [*from_env, *extra_dirs]]
 
 

@@ -115,3 +115,14 @@ def test_bad_board_files_name_the_file_and_the_problem(tmp_path, monkeypatch, ed
     with pytest.raises(TargetFileError, match=message) as error:
         load_catalog()
     assert "my-an386.toml" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_missing_folder_in_the_targets_path_is_an_error_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(TARGETS_PATH_ENV, f"{tmp_path}:{tmp_path / 'typo'}:")
+    with pytest.raises(ConfigError, match=f"{TARGETS_PATH_ENV} names .*typo, which is not a folder"):
+        load_catalog()
+
+
+def test_an_unknown_board_points_at_the_targets_path():
+    with pytest.raises(ConfigError, match=f"boards/my-board.toml in a folder listed in {TARGETS_PATH_ENV}"):
+        load_catalog().resolve("cortex-m4", "my-board")
