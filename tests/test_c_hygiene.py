@@ -234,3 +234,17 @@ def test_strict_warnings_are_clean_for_cortex_m(cpu, all_sources, tmp_path):
     _require("arm-none-eabi-gcc")
     sources = sorted(str(p) for p in all_sources.glob("*.c"))
     _run(["arm-none-eabi-gcc", "-mthumb", *cpu, *STRICT_FLAGS, "-c", *sources], cwd=tmp_path)
+
+
+def test_weight_bytes_macro_is_the_size_of_the_const_data(all_sources, tmp_path):
+    """NAME_WEIGHT_BYTES (also the manifest's weight_bytes) counts exactly the arrays the code defines (at -O0:
+    optimizing builds may fold a tiny array into the instructions, so they can only be smaller)."""
+    _require("size")
+    for header in sorted(all_sources.glob("*.h")):
+        c_name = header.stem
+        declared = int(re.search(rf"#define {c_name.upper()}_WEIGHT_BYTES (\d+)", header.read_text()).group(1))
+        _run(["gcc", "-std=c99", "-O0", "-fdata-sections", "-c", str(all_sources / f"{c_name}.c"), "-o", "m.o"],
+             cwd=tmp_path)
+        sections = _run(["size", "-A", "m.o"], cwd=tmp_path).stdout.splitlines()
+        emitted = sum(int(line.split()[1]) for line in sections if line.startswith(f".rodata.{c_name}_"))
+        assert emitted == declared, c_name
