@@ -8,20 +8,23 @@ import click
 
 from liquid_edge.errors import EXIT_OK, EXIT_PARITY_FAILED
 from liquid_edge.output import format_table, print_json
+from liquid_edge.runners import BACKENDS
 from liquid_edge.verify import ALL_BACKENDS, verify
 
 
 @click.command("verify")
 @click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
 @click.option("--on", "on", default="host", show_default=True, metavar="BACKEND",
-              help=f"Where to run the compiled code: a backend (host, qemu) or '{ALL_BACKENDS}'.")
+              help=f"Where to run the compiled code: a backend ({', '.join(BACKENDS)}) or '{ALL_BACKENDS}' (every "
+                   "backend the target supports).")
 @click.option("--data", type=click.Path(path_type=Path),
               help="Sequences (.npz/.npy/.csv); default: random inputs with irregular dt.")
 @click.option("--steps", type=click.IntRange(min=1), help="Steps per sequence (default 200, or all of --data).")
 @click.option("--sequences", "count", type=click.IntRange(min=1),
               help="Number of sequences (default 4, or all of --data).")
 @click.option("--tolerance", type=float,
-              help="Max abs error allowed for float builds (default per backend: 1e-5 on host).")
+              help="Max abs error allowed for float builds (default per backend: "
+                   f"{', '.join(f'{b.float_tolerance:g} on {name}' for name, b in BACKENDS.items())}).")
 @click.option("--save", type=click.Path(path_type=Path), help="Write inputs, dt, reference and backend outputs "
                                                                 "as .npy files into this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
