@@ -271,12 +271,19 @@ def _enable_fpu(emu, arm_const) -> None:
 
 
 def _call(emu, arm_const, function: int, stack_top: int, arguments: list[int]) -> None:
+    import unicorn
     for register, value in zip((arm_const.UC_ARM_REG_R0, arm_const.UC_ARM_REG_R1, arm_const.UC_ARM_REG_R2,
                                 arm_const.UC_ARM_REG_R3), arguments):
         emu.reg_write(register, value)
     emu.reg_write(arm_const.UC_ARM_REG_SP, stack_top)
     emu.reg_write(arm_const.UC_ARM_REG_LR, _RETURN_ADDRESS | 1)
-    emu.emu_start(function | 1, _RETURN_ADDRESS)
+    try:
+        emu.emu_start(function | 1, _RETURN_ADDRESS)
+    except unicorn.UcError as exc:
+        pc = emu.reg_read(arm_const.UC_ARM_REG_PC)
+        raise RunError(f"the emulated call at 0x{function:08x} stopped at pc 0x{pc:08x}: {exc}",
+                       "an access outside the board's memory usually means the stack overflowed: compare the "
+                       "model's scratch bytes with the board's stack_size") from None
 
 
 def _stack_used(stack: bytes) -> int:

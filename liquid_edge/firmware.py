@@ -112,6 +112,13 @@ def add_firmware(out_dir: Path, manifest: dict, core_name: str, board_name: str 
     """The compile hook for Cortex-M targets: write ``OUT/firmware``; build the application when the cross
     compiler is installed and record its memory table; fill ``manifest["board"]`` and ``manifest["firmware"]``."""
     target = load_catalog().resolve(core_name, board_name)
+    scratch = manifest["summary"]["scratch_bytes"]
+    if scratch >= target.board.stack_size:
+        # The stack would grow through the model's state and off the RAM: the image faults or computes garbage.
+        raise ConfigError(f"one step needs {scratch:,} bytes of stack for its scratch buffers (plus call frames) "
+                          f"but board {target.board.name} reserves {target.board.stack_size:,} bytes of stack",
+                          "use a board with a larger stack_size (a board file, see docs/targets.md), or a model "
+                          "with a narrower backbone")
     library = library_of(out_dir, manifest)
     _check_name_clashes(out_dir / "src" / library.header, library)
     fw_dir = emit_project(out_dir, library, target)

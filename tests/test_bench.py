@@ -10,6 +10,7 @@ from liquid_edge import firmware
 from liquid_edge.bench import (QEMU_METHOD, bench, count_step_instructions, count_with_qemu_log,
                                thumb_instruction_count)
 from liquid_edge.data import random_sequences
+from liquid_edge.errors import RunError
 from liquid_edge.targets import TARGETS_PATH_ENV
 from models import DENSE, WIRED
 from test_targets import EXTRA_BOARD
@@ -104,3 +105,14 @@ def test_thumb_instruction_lengths():
     nop16, add32, vcvt32 = b"\x00\xbf", b"\x01\xeb\x02\x00", b"\xb7\xee\xc0\x3a"
     assert thumb_instruction_count(nop16 + add32 + vcvt32 + nop16) == 4
     assert thumb_instruction_count(b"\xf0\xf7\xfe\xff") == 1  # bl: 0b11110 prefix
+
+
+def test_an_emulator_stop_is_a_one_line_error():
+    import unicorn
+    from unicorn import arm_const
+
+    from liquid_edge.bench import _call
+
+    emu = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+    with pytest.raises(RunError, match=r"stopped at pc 0x.*UC_ERR_FETCH_UNMAPPED.*stack overflowed"):
+        _call(emu, arm_const, 0x1000, 0x20001000, [])  # nothing is mapped: the first fetch fails

@@ -285,3 +285,13 @@ def test_an_output_for_a_board_file_that_is_gone_says_where_to_add_it(tmp_path, 
     monkeypatch.delenv(TARGETS_PATH_ENV)
     with pytest.raises(ConfigError, match=f"board 'my-an386', which has no board file.*{TARGETS_PATH_ENV}"):
         firmware.target_of(manifest)
+
+
+def test_a_model_whose_scratch_exceeds_the_board_stack_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "targets" / "boards").mkdir(parents=True)
+    tiny_stack = EXTRA_BOARD.replace("stack_size = 0x1000", "stack_size = 0x40")
+    (tmp_path / "targets" / "boards" / "my-an386.toml").write_text(tiny_stack)
+    monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
+    with pytest.raises(ConfigError, match="bytes of stack for its scratch buffers .* reserves 64 bytes of stack"):
+        compile_for(DENSE, "cortex-m4", tmp_path / "out", board="my-an386")
+    assert not (tmp_path / "out").exists()

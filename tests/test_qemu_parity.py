@@ -114,6 +114,11 @@ def test_console_parser_rejects_faults_and_truncated_runs():
         parse_console("Y 0 0 3f800000\nfault: the processor raised a fault exception\n", (1, 2, 1), 1)
     with pytest.raises(RunError, match=r"ended early \(1 of 2 steps reported\)"):
         parse_console("Y 0 0 3f800000\nS 0 00000000\nE 0\n", (1, 2, 1), 1)
+    with pytest.raises(RunError, match=r"ended early \(0 of 3 steps reported\)"):
+        parse_console("", (1, 3, 1), 1)
+    lockup = "\nqemu: fatal: Lockup: can't escalate 3 to HardFault (current priority -1)\n\nR00=00020068\n"
+    with pytest.raises(RunError, match="crashed the emulated core .*Lockup.*stack overflowed"):
+        parse_console(lockup, (1, 2, 1), 1)
     outputs, states = parse_console("Y 0 0 3f800000\nY 0 1 7fc00000\nS 0 bf000000\nE 1\n", (1, 2, 1), 1)
     assert outputs[0, 0, 0] == 1.0 and outputs[0, 1, 0] != outputs[0, 1, 0] and states[0, 0] == -0.5
     outputs, _ = parse_console("Y 0 0 ffffff80 0000007f\nS 0 00000000\nE 0\n", (1, 1, 2), 1, integer_outputs=True)

@@ -105,6 +105,11 @@ def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: i
         if fields[0] == "fault:":
             raise RunError(f"the parity firmware stopped with '{line.strip()}'",
                            "rebuild it; if it persists the generated code misbehaves on this core")
+        if fields[:2] == ["qemu:", "fatal:"]:
+            # e.g. "Lockup: can't escalate 3 to HardFault": a fault while the stack is unusable (an overflow).
+            raise RunError(f"the parity firmware crashed the emulated core ('{line.strip()}')",
+                           "a lockup usually means the stack overflowed: compare the model's scratch bytes with "
+                           "the board's stack_size")
         if fields[0] == "Y" and len(fields) == 3 + width:
             words = fields[3:]
             outputs[int(fields[1]), int(fields[2])] = _integers(words) if integer_outputs else _floats(words)
@@ -115,7 +120,8 @@ def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: i
             finished = True
     missing = int((~reported).sum())
     if not finished or missing:
-        raise RunError(f"the parity firmware ended early ({missing} of {sequences * steps} steps reported)",
+        raise RunError(f"the parity firmware ended early ({sequences * steps - missing} of {sequences * steps} "
+                       "steps reported)",
                        "look at the console output with 'make -C OUT/firmware run-parity'")
     return outputs, states
 
