@@ -129,7 +129,15 @@ def add_firmware(out_dir: Path, manifest: dict, core_name: str, board_name: str 
     info = {"core": target.core.name, "board": target.board.name, "qemu_machine": target.board.qemu_machine,
             "project": FIRMWARE_DIR, "elf": None, "memory": None, "not_built": None}
     if cross_compiler_available():
-        elf = build(fw_dir, "app")
+        try:
+            elf = build(fw_dir, "app")
+        except BuildError as exc:
+            if str(fw_dir) not in exc.problem:
+                raise
+            # fw_dir is compile's staging folder, removed when compile fails: no path of it helps the user.
+            raise BuildError(f"the generated firmware does not build: {exc.problem.split(' failed: ', 1)[-1]}",
+                             "nothing was written; compile with --target host for the library alone, and report "
+                             "the model and this message") from None
         info["elf"] = elf.relative_to(out_dir).as_posix()
         info["memory"] = elf_size.as_json(elf_size.memory_table(elf, STATE_SYMBOL))
     else:
@@ -243,6 +251,11 @@ def build(fw_dir: Path, goal: str = "app") -> Path:
             raise BuildError("the firmware does not fit in the board's memory: "
                              + ", ".join(f"{region} overflowed by {count} bytes" for region, count in overflows),
                              "choose a board with more memory (--board), or a smaller or quantized model")
+        missing_header = re.search(r"fatal error: ((?:stdint|string|math|stddef)\.h): No such file", log)
+        if missing_header:
+            # arm-none-eabi-gcc alone has no C library: newlib is a separate Debian package.
+            raise ToolMissingError(f"{CROSS_GCC} cannot find {missing_header[1]}: its C library (newlib) is missing",
+                                   f"install it: {INSTALL_HINT}")
         raise BuildError(f"the firmware build in {fw_dir} failed: {_first_error(log)}",
                          f"run 'make -C {fw_dir} {make_goal}' to see the full log")
     return elf

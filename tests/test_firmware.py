@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -295,3 +296,26 @@ def test_a_model_whose_scratch_exceeds_the_board_stack_is_refused(tmp_path, monk
     with pytest.raises(ConfigError, match="bytes of stack for its scratch buffers .* reserves 64 bytes of stack"):
         compile_for(DENSE, "cortex-m4", tmp_path / "out", board="my-an386")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cross_compiler_without_newlib_is_a_missing_tool_with_the_install_command(tmp_path, monkeypatch):
+    # What arm-none-eabi-gcc says when libnewlib-arm-none-eabi is not installed: no C library headers.
+    fake = tmp_path / "bin" / "arm-none-eabi-gcc"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nexec {shutil.which('arm-none-eabi-gcc')} -nostdinc \"$@\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    with pytest.raises(ToolMissingError, match="cannot find stdint.h: its C library .*libnewlib-arm-none-eabi"):
+        compile_for(WIRED, "cortex-m4", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_build_during_compile_names_no_temporary_folder(tmp_path, monkeypatch):
+    broken = tmp_path / "bin" / "arm-none-eabi-gcc"
+    broken.parent.mkdir()
+    broken.write_text("#!/bin/sh\necho 'app_main.c:1:1: error: the compiler is broken' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{broken.parent}:{os.environ['PATH']}")
+    with pytest.raises(BuildError, match="does not build: app_main.c:1:1: error: the compiler is broken") as error:
+        compile_for(WIRED, "cortex-m4", tmp_path / "out")
+    assert "staging" not in str(error.value) and "nothing was written" in str(error.value)
