@@ -319,3 +319,11 @@ def test_a_failing_build_during_compile_names_no_temporary_folder(tmp_path, monk
     with pytest.raises(BuildError, match="does not build: app_main.c:1:1: error: the compiler is broken") as error:
         compile_for(WIRED, "cortex-m4", tmp_path / "out")
     assert "staging" not in str(error.value) and "nothing was written" in str(error.value)
+
+
+def test_make_parity_before_verify_says_what_writes_the_parity_program(tmp_path):
+    compile_for(WIRED, "cortex-m0", tmp_path / "out")
+    result = subprocess.run(["make", "-C", str(tmp_path / "out" / "firmware"), "-s", "parity"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "parity_main.c is written by 'liquid-edge verify OUT --on qemu': run it first" in result.stderr
