@@ -39,10 +39,9 @@ def test_state_error_does_not_accumulate_over_a_long_stream():
     qmodel = quantize(model, sines(8, 300, model.input_size, 1), "int8")
     stream = sines(1, 3000, model.input_size, 3)
     expected, _ = reference.run(model, stream.x, stream.dt)
-    actual = Emulator(qmodel).run(stream.x, stream.dt)
-    early = sqnr_db(expected[:, :200], actual[:, :200])
-    late = sqnr_db(expected[:, -200:], actual[:, -200:])
-    assert late >= early - 3.0
+    error = Emulator(qmodel).run(stream.x, stream.dt) - expected
+    early, late = np.sqrt(np.mean(error[:, :500] ** 2)), np.sqrt(np.mean(error[:, -500:] ** 2))
+    assert late <= 1.5 * early
 
 
 def test_classification_accuracy_reads_per_sequence_and_per_step_labels():

@@ -68,8 +68,26 @@ class LayerPlan:
     arrays: list[IntArray] = field(default_factory=list)
 
     @property
-    def pairs(self) -> int:
-        return (self.cols + 1) // 2
+    def split(self) -> int:
+        return self.layer.split
+
+    @property
+    def z_split(self) -> int:
+        """Where the second column group starts in the input vector: packed kernels read pairs, so a pair never
+        straddles the groups (an odd first group is followed by one zero)."""
+        return self.split + self.split % 2 if self.packed else self.split
+
+    @property
+    def z_size(self) -> int:
+        return self.z_split + self.cols - self.split
+
+    @property
+    def pairs1(self) -> int:
+        return self.z_split // 2
+
+    @property
+    def pairs2(self) -> int:
+        return (self.cols - self.split + 1) // 2
 
     @property
     def out_size(self) -> int:
@@ -190,29 +208,34 @@ class QuantPlan:
                 "tanh_in": tables.TANH_IN, "sigmoid_in": tables.SIGMOID_IN, "exp_in": tables.EXP_IN}
 
 
-def packed_pairs(weight: np.ndarray) -> np.ndarray:
-    """The DSP layout: rows padded to a multiple of ROW_BLOCK, columns to even, int16 pairs in uint32 words."""
+def packed_pairs(weight: np.ndarray, split: int) -> np.ndarray:
+    """The DSP layout: rows padded to a multiple of ROW_BLOCK, each column group to even, int16 pairs in uint32
+    words."""
     rows, cols = weight.shape
-    padded = np.zeros((-(-rows // ROW_BLOCK) * ROW_BLOCK, cols + cols % 2), dtype=np.int64)
-    padded[:rows, :cols] = weight
+    first, second = split + split % 2, cols - split + (cols - split) % 2
+    padded = np.zeros((-(-rows // ROW_BLOCK) * ROW_BLOCK, first + second), dtype=np.int64)
+    padded[:rows, :split] = weight[:, :split]
+    padded[:rows, first:first + cols - split] = weight[:, split:]
     halves = padded.reshape(-1, ROW_BLOCK, padded.shape[1] // 2, 2) & 0xFFFF   # [block][row][pair][half]
     words = halves[..., 0] | (halves[..., 1] << 16)
     return words.transpose(0, 2, 1).ravel()                                    # [block][pair][row]
 
 
 def _packed_requantization(layer: QLinear) -> np.ndarray:
-    """One array per layer for the DSP kernel (one pointer, few registers): shifts, or [m, 2^(n-33), n - 32]
-    triplets, the kernel then working on the high word of acc * m (same result, see docs/numerics.md)."""
-    padding = -layer.rows % ROW_BLOCK                # the padding rows of the last block come out 0
-    shift = np.concatenate([layer.shift.astype(np.int64), np.ones(padding, dtype=np.int64)])
+    """One array per layer for the DSP kernel (one pointer, few registers): the two shifts, or [m1, m2, 2^(n-33),
+    n - 32] per row, the kernel then working on the high word (same result, see docs/numerics.md). The padding
+    rows of the last block come out 0."""
+    padding = -layer.rows % ROW_BLOCK
+
+    def padded(values: np.ndarray, fill: int) -> np.ndarray:
+        return np.concatenate([values.astype(np.int64), np.full(padding, fill, dtype=np.int64)])
+
     if layer.multiplier is None:
-        return shift
-    multiplier = np.concatenate([layer.multiplier.astype(np.int64), np.zeros(padding, dtype=np.int64)])
-    high = shift - 32
-    high[layer.rows:] = 1
+        return np.stack([padded(layer.shift, 0), padded(layer.shift2, 0)], axis=1).ravel()
+    high = padded(layer.shift, 33) - 32
     rounding = np.where(high > 0, np.left_shift(1, np.maximum(high - 1, 0)), 0)
     rounding[layer.rows:] = 0
-    return np.stack([multiplier, rounding, high], axis=1).ravel()
+    return np.stack([padded(layer.multiplier, 0), padded(layer.multiplier2, 0), rounding, high], axis=1).ravel()
 
 
 def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPlan:
@@ -220,14 +243,15 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPl
     plan.packed = dsp and not plan.sparse
     a = plan.arrays
     if plan.packed:
-        a.append(IntArray(f"{prefix}_w", "uint32_t", packed_pairs(layer.weight),
+        a.append(IntArray(f"{prefix}_w", "uint32_t", packed_pairs(layer.weight, layer.split),
                           f"{comment}: int16 pairs [block of {ROW_BLOCK} rows][column pair][row]"))
     elif plan.sparse:
         rows, cols = np.nonzero(layer.mask)
         start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.rows))])
         if start[-1] > 0xFFFF or layer.cols > 0xFFFF:
             raise ValueError(f"{prefix}: more than 65535 synapses in one layer")
-        a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight[rows, cols], f"{comment}: kept synapses, row order"))
+        a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight[rows, cols],
+                          f"{comment}: kept synapses, row order, columns increasing"))
         a.append(IntArray(f"{prefix}_col", "uint16_t", cols, "input index of each kept synapse"))
         a.append(IntArray(f"{prefix}_start", "uint16_t", start, "first synapse of each row, then the end"))
     else:
@@ -238,12 +262,16 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPl
     a.append(IntArray(f"{prefix}_b", "int32_t", bias, "bias at accumulator scale"))
     if plan.packed:
         a.append(IntArray(f"{prefix}_rq", "int32_t", _packed_requantization(layer),
-                          "requantization per row: shift n" if layer.multiplier is None else
-                          "requantization per row: multiplier m, rounding term 2^(n-33) (0 if n <= 32), n - 32"))
+                          "requantization per row: shifts of both groups" if layer.multiplier is None else
+                          "requantization per row: m1, m2, rounding term 2^(n-33) (0 if n <= 32), n - 32"))
         return plan
     if layer.multiplier is not None:
-        a.append(IntArray(f"{prefix}_m", "int32_t", layer.multiplier, "requantization multiplier (Q31)"))
-    a.append(IntArray(f"{prefix}_s", "int8_t", layer.shift, "requantization right shift"))
+        a.append(IntArray(f"{prefix}_m", "int32_t", layer.multiplier, "multiplier of the first column group"))
+        a.append(IntArray(f"{prefix}_m2", "int32_t", layer.multiplier2, "multiplier of the second column group"))
+        a.append(IntArray(f"{prefix}_s", "int8_t", layer.shift, "requantization right shift"))
+    else:
+        a.append(IntArray(f"{prefix}_s", "int8_t", layer.shift, "right shift of the first column group"))
+        a.append(IntArray(f"{prefix}_s2", "int8_t", layer.shift2, "right shift of the second column group"))
     return plan
 
 

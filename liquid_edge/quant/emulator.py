@@ -17,10 +17,16 @@ DT_ONE = 1 << DT_FRAC
 
 
 def matvec(layer: QLinear, z: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """(B, cols) int -> (B, rows) requantized and saturated to [lo, hi]."""
-    acc = z @ layer.weight.astype(np.int64).T + layer.bias.astype(np.int64)
-    out = fixed.requantize(acc, None if layer.multiplier is None else layer.multiplier.astype(np.int64),
-                           layer.shift.astype(np.int64))
+    """(B, cols) int -> (B, rows): the two column groups accumulated apart, requantized, saturated to [lo, hi]."""
+    w, k = layer.weight.astype(np.int64), layer.split
+    acc1 = z[:, :k] @ w[:, :k].T + layer.bias.astype(np.int64)
+    acc2 = z[:, k:] @ w[:, k:].T
+    if layer.multiplier is None:
+        out = (fixed.rshift_round(acc1, layer.shift.astype(np.int64))
+               + fixed.rshift_round(acc2, layer.shift2.astype(np.int64)))
+    else:
+        total = acc1 * layer.multiplier.astype(np.int64) + acc2 * layer.multiplier2.astype(np.int64)
+        out = fixed.rshift_round(total, layer.shift.astype(np.int64))
     return np.clip(out, lo, hi)
 
 

@@ -39,34 +39,29 @@ def convert(v: np.ndarray, shift: int, bits: int) -> np.ndarray:
     return sat(moved, bits)
 
 
-def requantize(acc: np.ndarray, multiplier: np.ndarray | None, shift: np.ndarray) -> np.ndarray:
-    """Accumulator to output scale: ``(acc * m + 2**(n-1)) >> n`` (int64), or ``rshift_round(acc, n)`` when
-    the scheme has no multipliers (power-of-two scales). Not saturated: the caller clamps."""
-    acc = np.asarray(acc, dtype=np.int64)
-    if multiplier is None:
-        return rshift_round(acc, shift)
-    return rshift_round(acc * np.asarray(multiplier, dtype=np.int64), shift)
-
-
-def multiplier_and_shift(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``ratio ~= m / 2**n`` with ``m`` in [2**30, 2**31) (31 significant bits) and ``n`` in [1, 62]."""
-    ratio = np.asarray(ratio, dtype=np.float64)
-    mult = np.zeros(ratio.shape, dtype=np.int64)
-    shift = np.ones(ratio.shape, dtype=np.int64)
-    for i, r in np.ndenumerate(ratio):
-        if r <= 0:
+def multipliers_and_shift(ratio1: np.ndarray, ratio2: np.ndarray, worst1: np.ndarray,
+                          worst2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two ratios per row with one shift: ``ratio_g ~= m_g / 2**n``, ``n`` in [1, 62] as large as possible with
+    both multipliers below 2**31 and ``worst1 * m1 + worst2 * m2 + 2**(n-1) < 2**63`` (``worst_g``: the largest
+    |accumulator| of group g), so the 64-bit sum of the C code cannot overflow."""
+    shape = np.shape(ratio1)
+    m1, m2 = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    shift = np.full(shape, 62, dtype=np.int64)
+    for i in np.ndindex(shape):
+        r1, r2 = float(ratio1[i]), float(ratio2[i])
+        top = max(r1, r2)
+        if top <= 0:
             continue
-        mantissa, exponent = math.frexp(r)          # r = mantissa * 2**exponent, mantissa in [0.5, 1)
-        m = round(mantissa * 2 ** 31)
-        n = 31 - exponent
-        if m == 2 ** 31:
-            m, n = 2 ** 30, n - 1
-        if n > 62:                                  # below 2**-32: contributes nothing to a 16-bit output
-            continue
+        n = min(62, math.floor(math.log2((2 ** 31 - 1) / top)))
+        while n >= 1:
+            a, b = round(r1 * 2 ** n), round(r2 * 2 ** n)
+            if max(a, b) < 2 ** 31 and int(worst1[i]) * a + int(worst2[i]) * b + 2 ** (n - 1) < 2 ** 63:
+                break
+            n -= 1
         if n < 1:
-            raise ValueError(f"requantization ratio {r} is too large")
-        mult[i], shift[i] = m, n
-    return mult, shift
+            raise ValueError(f"requantization ratio {top} is too large")
+        m1[i], m2[i], shift[i] = a, b, n
+    return m1, m2, shift
 
 
 def ceil_log2(value: float) -> int:

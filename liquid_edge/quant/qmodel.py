@@ -24,16 +24,25 @@ DT_MAX_Q = 2 ** 30 - 1          # dt saturates just below 16384
 
 @dataclass(eq=False)
 class QLinear:
-    """``out[r] = requantize(bias[r] + sum_c weight[r, c] * z[c], multiplier[r], shift[r])``, then saturated.
+    """A linear layer whose columns form two groups, ``[0, split)`` and ``[split, cols)``, each with its own weight
+    scale per row: a cell's ``[input, state]`` concatenation mixes ranges that one int8 scale per row cannot cover
+    (raw sensor inputs of range 30 beside a state in (-1, 1) would leave the state weights 3 bits). Layers fed one
+    kind of value have ``split == cols``.
 
-    ``weight`` is int8 (zero under ``mask``); masked synapses are neither stored nor multiplied in C.
-    ``multiplier`` is None in the power-of-two scheme (requantization is a rounding shift)."""
+    Per row ``r``: ``acc1 = bias[r] + sum_{c < split} weight[r, c] z[c]``, ``acc2 = sum_{c >= split} ...`` (int32),
+    then ``floor((acc1 * multiplier[r] + acc2 * multiplier2[r] + 2**(shift[r]-1)) / 2**shift[r])`` on 64 bits
+    (the quantizer keeps that sum below 2**63), or in the power-of-two scheme (``multiplier`` None)
+    ``rshift_round(acc1, shift[r]) + rshift_round(acc2, shift2[r])``; then saturated.
+    ``weight`` is int8 (zero under ``mask``); masked synapses are neither stored nor multiplied in C."""
 
     weight: np.ndarray
     bias: np.ndarray
     shift: np.ndarray
     multiplier: np.ndarray | None = None
     mask: np.ndarray | None = None
+    split: int = 0
+    multiplier2: np.ndarray | None = None
+    shift2: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -44,17 +53,18 @@ class QLinear:
         return int(self.weight.shape[1])
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        out = {f"{prefix}.weight": self.weight, f"{prefix}.bias": self.bias, f"{prefix}.shift": self.shift}
-        if self.multiplier is not None:
-            out[f"{prefix}.multiplier"] = self.multiplier
-        if self.mask is not None:
-            out[f"{prefix}.mask"] = self.mask
+        out = {f"{prefix}.weight": self.weight, f"{prefix}.bias": self.bias, f"{prefix}.shift": self.shift,
+               f"{prefix}.split": np.array(self.split)}
+        for name in ("multiplier", "mask", "multiplier2", "shift2"):
+            if getattr(self, name) is not None:
+                out[f"{prefix}.{name}"] = getattr(self, name)
         return out
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> "QLinear":
         return cls(arrays[f"{prefix}.weight"], arrays[f"{prefix}.bias"], arrays[f"{prefix}.shift"],
-                   arrays.get(f"{prefix}.multiplier"), arrays.get(f"{prefix}.mask"))
+                   arrays.get(f"{prefix}.multiplier"), arrays.get(f"{prefix}.mask"), int(arrays[f"{prefix}.split"]),
+                   arrays.get(f"{prefix}.multiplier2"), arrays.get(f"{prefix}.shift2"))
 
 
 @dataclass(eq=False)

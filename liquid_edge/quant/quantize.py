@@ -61,33 +61,47 @@ class _Builder:
 
     # -- layers ----------------------------------------------------------------------------------------------
     def linear(self, name: str, weight: np.ndarray, bias: np.ndarray | None, in_scales: np.ndarray,
-               out_fracs: np.ndarray, mask: np.ndarray | None = None) -> QLinear:
-        """int8 weights per output row, with the per-element input scales folded in before quantizing."""
+               out_fracs: np.ndarray, mask: np.ndarray | None = None, split: int | None = None) -> QLinear:
+        """int8 weights per output row and column group (``[0, split)``, ``[split, cols)``), with the per-element
+        input scales folded in before quantizing."""
+        cols = weight.shape[1]
+        split = cols if split is None else split
         folded = weight * in_scales[None, :]
-        rowmax = np.max(np.abs(folded), axis=1)
         out_scale = 2.0 ** -np.asarray(out_fracs, dtype=np.float64)
-        scale = np.where(rowmax > 0, rowmax / WEIGHT_MAX, out_scale)
-        if self.pow2:
-            scale = 2.0 ** np.ceil(np.log2(scale))
-        q_weight = np.clip(np.round(folded / scale[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int64)
-        q_bias = np.round((np.zeros(len(scale)) if bias is None else bias) / scale)
+        groups = [(0, split), (split, cols)]
+        scales = [self.group_scale(folded[:, a:b], out_scale) for a, b in groups]
+        q_weight = np.zeros(weight.shape, dtype=np.int64)
+        for (a, b), scale in zip(groups, scales):
+            q_weight[:, a:b] = np.clip(np.round(folded[:, a:b] / scale[:, None]), -WEIGHT_MAX, WEIGHT_MAX)
+        q_bias = np.round((np.zeros(len(out_scale)) if bias is None else bias) / scales[0])
         limit = 2 ** 30 if self.pow2 else 2 ** 31 - 1
-        worst = np.abs(q_weight).sum(axis=1) * self.act_max + np.abs(q_bias)
+        worst1 = np.abs(q_weight[:, :split]).sum(axis=1) * (self.act_max + 1) + np.abs(q_bias)
+        worst2 = np.abs(q_weight[:, split:]).sum(axis=1) * (self.act_max + 1)
+        worst = np.maximum(worst1, worst2)
         if np.any(worst > limit):
             raise QuantizationError(f"{name}: the 32-bit accumulator could overflow ({int(worst.max())} > {limit})",
                                     "use --quantize int8 (8-bit activations) for this layer width")
-        ratio = scale / out_scale
+        ratios = [scale / out_scale for scale in scales]
+        # A second group without weights (empty, or a zero row) needs no multiplier: keep it from setting n.
+        ratios[1] = np.where(np.any(q_weight[:, split:] != 0, axis=1), ratios[1], 0.0)
+        mask = None if mask is None else (mask != 0)
         if self.pow2:
-            shift = np.rint(-np.log2(ratio)).astype(np.int64)
-            if np.any(shift > 30) or np.any(shift < 0):
+            shifts = [np.where(ratio > 0, np.rint(-np.log2(np.where(ratio > 0, ratio, 1.0))), 0).astype(np.int64)
+                      for ratio in ratios]
+            if any(np.any(shift > 30) or np.any(shift < 0) for shift in shifts):
                 raise QuantizationError(f"{name}: weight and output ranges are too far apart for shift-only "
                                         "requantization", "use --quantize int8 or a16w8")
-            multiplier = None
-        else:
-            multiplier, shift = fixed.multiplier_and_shift(ratio)
-            multiplier = multiplier.astype(np.int32)
-        return QLinear(q_weight.astype(np.int8), q_bias.astype(np.int32), shift.astype(np.int8), multiplier,
-                       None if mask is None else (mask != 0))
+            return QLinear(q_weight.astype(np.int8), q_bias.astype(np.int32), shifts[0].astype(np.int8), None, mask,
+                           split, None, shifts[1].astype(np.int8))
+        m1, m2, shift = fixed.multipliers_and_shift(ratios[0], ratios[1], worst1, worst2)
+        return QLinear(q_weight.astype(np.int8), q_bias.astype(np.int32), shift.astype(np.int8),
+                       m1.astype(np.int32), mask, split, m2.astype(np.int32))
+
+    def group_scale(self, folded: np.ndarray, out_scale: np.ndarray) -> np.ndarray:
+        """Weight scale of each row of one column group (a power of two in the pow2 scheme)."""
+        rowmax = np.max(np.abs(folded), axis=1, initial=0.0)
+        scale = np.where(rowmax > 0, rowmax / WEIGHT_MAX, out_scale)
+        return 2.0 ** np.ceil(np.log2(scale)) if self.pow2 else scale
 
     def input_scales(self) -> np.ndarray:
         absmax = np.array([self.ranges.get(f"x.{j}", 0.0) for j in range(self.model.input_size)])
@@ -143,26 +157,29 @@ class _Builder:
         fracs = np.repeat([tables.TANH_IN, tables.SIGMOID_IN, tables.SIGMOID_IN, tables.SIGMOID_IN], hidden)
         self.table(tables.build("tanh", tables.TANH_IN, tables.UNIT_OUT))
         self.table(tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT))
-        return self.linear("memory", weight, bias, np.concatenate([in_scale, hidden_act_scales]), fracs)
+        return self.linear("memory", weight, bias, np.concatenate([in_scale, hidden_act_scales]), fracs,
+                           split=len(in_scale))
 
     def cell(self, index: int, cell: CfCCell, z_scales: np.ndarray, state_frac: int) -> QCell:
         prefix = f"cells.{index}"
+        split = cell.input_size    # the layer reading [input, state] gets one weight scale per part
         backbone, out_fracs, table_names = [], [], []
         for k, layer in enumerate(cell.backbone):
             pre_frac = self.frac(f"{prefix}.backbone.{k}")
             if cell.activation == "relu":
                 out_frac = self.act_frac(pre_frac)
                 backbone.append(self.linear(f"{prefix}.backbone.{k}", layer.weight, layer.bias, z_scales,
-                                            np.full(layer.out_features, out_frac)))
+                                            np.full(layer.out_features, out_frac), split=split))
                 table_names.append("")
             else:
                 table = tables.activation_table(cell.activation, pre_frac)
                 table_names.append(self.table(table))
                 backbone.append(self.linear(f"{prefix}.backbone.{k}", layer.weight, layer.bias, z_scales,
-                                            np.full(layer.out_features, table.in_frac)))
+                                            np.full(layer.out_features, table.in_frac), split=split))
                 out_frac = self.act_frac(table.out_frac)
             out_fracs.append(out_frac)
             z_scales = np.full(layer.out_features, 2.0 ** -out_frac)
+            split = None
         units = cell.units
         if cell.mode == "pure":
             ff1_frac = self.frac(f"{prefix}.ff1")
@@ -172,7 +189,7 @@ class _Builder:
                                         "use a wider calibration set or another scheme")
             self.table(tables.build("exp_neg", tables.EXP_IN, tables.UNIT_OUT, signed=False))
             heads = self.linear(f"{prefix}.ff1", cell.ff1.weight, cell.ff1.bias, z_scales,
-                                np.full(units, ff1_frac), cell.ff1.mask)
+                                np.full(units, ff1_frac), cell.ff1.mask, split)
             tau = fixed.sat(np.round(np.abs(cell.w_tau) * 2.0 ** ff1_frac), 16).astype(np.int16)
             amp = fixed.sat(np.round(cell.A * 2.0 ** amp_frac), 16).astype(np.int16)
             return QCell(units, cell.mode, cell.activation, state_frac, backbone, out_fracs, table_names, heads,
@@ -186,7 +203,7 @@ class _Builder:
             dense = np.ones((2 * units, cell.head_input_size))
             mask = np.concatenate([cell.ff1.mask, cell.ff2.mask, dense])
         fracs = np.repeat([tables.TANH_IN, tables.TANH_IN, ta_frac, tables.SIGMOID_IN], units)
-        heads = self.linear(f"{prefix}.heads", weight, bias, z_scales, fracs, mask)
+        heads = self.linear(f"{prefix}.heads", weight, bias, z_scales, fracs, mask, split)
         self.table(tables.build("tanh", tables.TANH_IN, tables.UNIT_OUT))
         self.table(tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT))
         return QCell(units, cell.mode, cell.activation, state_frac, backbone, out_fracs, table_names, heads,
