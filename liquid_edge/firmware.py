@@ -24,7 +24,7 @@ import numpy as np
 from liquid_edge import elf_size
 from liquid_edge.assets import asset_dir
 from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
-from liquid_edge.output import format_table
+from liquid_edge.output import format_table, progress
 from liquid_edge.targets import TARGETS_PATH_ENV, Target, load_catalog
 
 CROSS_GCC = "arm-none-eabi-gcc"
@@ -115,14 +115,7 @@ def add_firmware(out_dir: Path, manifest: dict, core_name: str, board_name: str 
     """The compile hook for Cortex-M targets: write ``OUT/firmware``; build the application when the cross
     compiler is installed and record its memory table; fill ``manifest["board"]`` and ``manifest["firmware"]``."""
     target = load_catalog().resolve(core_name, board_name)
-    scratch = manifest["summary"]["scratch_bytes"]
-    if scratch + CALL_FRAMES_BYTES > target.board.stack_size:
-        # The stack would grow through the model's state and off the RAM: the image faults or computes garbage.
-        raise ConfigError(f"one step needs {scratch:,} bytes of stack for its scratch buffers plus about "
-                          f"{CALL_FRAMES_BYTES} for call frames, but board {target.board.name} reserves "
-                          f"{target.board.stack_size:,} bytes of stack",
-                          "use a board with a larger stack_size (a board file, see docs/targets.md), or a model "
-                          "with a narrower backbone")
+    _check_stack(manifest["summary"]["scratch_bytes"], target)
     library = library_of(out_dir, manifest)
     _check_name_clashes(out_dir / "src" / library.header, library)
     fw_dir = emit_project(out_dir, library, target)
@@ -154,6 +147,20 @@ def format_firmware(info: dict) -> str:
     rows = [[labels[key], sizes["flash_bytes"], sizes["ram_bytes"]] for key, sizes in info["memory"].items()]
     return (f"firmware: {info['elf']} ({info['core']} on {info['board']})\n"
             + format_table(("memory (bytes)", "flash", "RAM"), rows))
+
+
+def _check_stack(scratch: int, target: Target) -> None:
+    """A stack overflow runs through the model's state and off the RAM: the image faults or computes garbage."""
+    stack = target.board.stack_size
+    if scratch >= stack:
+        raise ConfigError(f"one step needs {scratch:,} bytes of stack for its scratch buffers alone, but board "
+                          f"{target.board.name} reserves {stack:,} bytes of stack",
+                          "use a board with a larger stack_size (a board file, see docs/targets.md), or a model "
+                          "with a narrower backbone")
+    if scratch + CALL_FRAMES_BYTES > stack:
+        progress(f"warning: one step needs {scratch:,} bytes of stack for its scratch buffers plus call frames "
+                 f"(up to ~{CALL_FRAMES_BYTES} bytes), and board {target.board.name} reserves {stack:,}: the stack "
+                 "may overflow; 'liquid-edge bench OUT' measures the peak of a step")
 
 
 def _check_name_clashes(header: Path, library: Library) -> None:

@@ -293,9 +293,19 @@ def test_a_model_whose_scratch_exceeds_the_board_stack_is_refused(tmp_path, monk
     tiny_stack = EXTRA_BOARD.replace("stack_size = 0x1000", "stack_size = 0x40")
     (tmp_path / "targets" / "boards" / "my-an386.toml").write_text(tiny_stack)
     monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
-    with pytest.raises(ConfigError, match="bytes of stack for its scratch buffers .* reserves 64 bytes of stack"):
+    with pytest.raises(ConfigError, match="bytes of stack for its scratch buffers alone, .* reserves 64 bytes"):
         compile_for(DENSE, "cortex-m4", tmp_path / "out", board="my-an386")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_whose_scratch_leaves_little_stack_for_call_frames_is_warned_about(tmp_path, monkeypatch, capsys):
+    (tmp_path / "targets" / "boards").mkdir(parents=True)
+    small_stack = EXTRA_BOARD.replace("stack_size = 0x1000", "stack_size = 0x200")
+    (tmp_path / "targets" / "boards" / "my-an386.toml").write_text(small_stack)
+    monkeypatch.setenv(TARGETS_PATH_ENV, str(tmp_path / "targets"))
+    manifest = compile_for(WIRED, "cortex-m4", tmp_path / "out", board="my-an386")
+    assert manifest["summary"]["scratch_bytes"] < 0x200 < manifest["summary"]["scratch_bytes"] + 768
+    assert "warning: one step needs" in capsys.readouterr().err
 
 
 def test_a_cross_compiler_without_newlib_is_a_missing_tool_with_the_install_command(tmp_path, monkeypatch):

@@ -104,7 +104,8 @@ def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: i
             continue
         if fields[0] == "fault:":
             raise RunError(f"the parity firmware stopped with '{line.strip()}'",
-                           "rebuild it; if it persists the generated code misbehaves on this core")
+                           "check that the model's scratch bytes plus call frames fit the board's stack_size; if "
+                           "they do, the generated code misbehaves on this core")
         if fields[:2] == ["qemu:", "fatal:"]:
             # e.g. "Lockup: can't escalate 3 to HardFault": a fault while the stack is unusable (an overflow).
             raise RunError(f"the parity firmware crashed the emulated core ('{line.strip()}')",
