@@ -39,6 +39,7 @@ _BUILD_TIMEOUT_S = 300
 #: Stack a step uses besides its scratch buffers, and the caller's frames. `bench` measures 96 to 284 bytes of
 #: peak stack beyond the scratch on the built-in cores (the soft-float M0 deepest); twice the most, rounded up.
 CALL_FRAMES_BYTES = 768
+_C_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ def _check_name_clashes(header: Path, library: Library) -> None:
     own_identifiers = set()
     for path in templates.rglob("*"):
         if path.is_file():
-            own_identifiers.update(re.findall(r"\b[A-Za-z_]\w*\b", path.read_text()))
-    model_identifiers = {word for word in re.findall(r"\b[A-Za-z_]\w*\b", header.read_text())
+            own_identifiers.update(_C_IDENTIFIER.findall(path.read_text()))
+    model_identifiers = {word for word in _C_IDENTIFIER.findall(header.read_text())
                          if word.startswith((f"{library.c_name}_", f"{library.macro}_"))}
     clashes = sorted(model_identifiers & own_identifiers)
     if clashes:
