@@ -26,8 +26,9 @@ from liquid_edge.analysis import summarize
 from liquid_edge.emit.c_library import CLibrary, emit_c_library, template_environment
 from liquid_edge.emit.naming import c_identifier
 from liquid_edge.errors import ConfigError, LiquidEdgeError
-from liquid_edge.firmware import add_firmware
+from liquid_edge.firmware import FIRMWARE_DIR, add_firmware
 from liquid_edge.ir import Model
+from liquid_edge.report.records import VERIFY_DIR
 from liquid_edge.targets import resolve_target
 
 HOST_TARGET = "host"
@@ -37,6 +38,12 @@ MANIFEST_VERSION = 1
 MODEL_DIR = "model"
 SOURCE_DIR = "src"
 HOST_BUILD_FILES = ("Makefile", "CMakeLists.txt")
+#: What liquid-edge writes into OUT after compile, so --force may replace it although the manifest does not list
+#: it: host builds (the verify runner's build/host, the Makefile's build/make), verification records, and the
+#: firmware's build folder and the data programs that verify and bench write next to its sources.
+PRODUCT_DIRS = ("build", VERIFY_DIR, f"{FIRMWARE_DIR}/build")
+PRODUCT_FILES = tuple(f"{FIRMWARE_DIR}/{name}" for name in ("parity_main.c", "bench_main.c", "parity_data.h",
+                                                               "parity_data.c"))
 
 
 class OutputFolderError(LiquidEdgeError):
@@ -61,13 +68,12 @@ class CompileOptions:
 
 def compile_model(model: Model, out_dir: Path, options: CompileOptions = CompileOptions()) -> dict:
     """Write the output folder for ``model`` and return its manifest."""
-    out_dir = Path(out_dir)
+    # A symlinked OUT stays a link: the output goes into the folder it points to.
+    out_dir = Path(out_dir).resolve() if Path(out_dir).is_symlink() else Path(out_dir)
     _check_target(options)
     _check_destination(out_dir, options.force)
     c_name = c_identifier(options.name or model.name)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.resolve().name}.", suffix=".staging",
-                                    dir=out_dir.resolve().parent))
+    staging = _staging_folder(out_dir)
     try:
         ir_io.save(model, staging / MODEL_DIR)
         library, quantization = _emit_library(model, c_name, options, staging / MODEL_DIR)
@@ -79,7 +85,10 @@ def compile_model(model: Model, out_dir: Path, options: CompileOptions = Compile
             add_firmware(staging, manifest, options.target, options.board)
         manifest["files"] = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-        _move_into_place(staging, out_dir)
+        try:
+            _move_into_place(staging, out_dir)
+        except OSError as exc:
+            raise _unwritable(out_dir, exc) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -114,7 +123,9 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     quantized = quantize_from_source(model, options.quantize, options.calibration, state_bits=options.state_bits,
                                      method=options.calibration_method)
     quant_model.save(quantized, model_dir)
-    dsp = options.target != HOST_TARGET and resolve_target(options.target, options.board).core.dsp
+    # SMLAD layout for DSP cores; Helium cores (M55) keep int8 rows, which their vector loads widen themselves.
+    core = None if options.target == HOST_TARGET else resolve_target(options.target, options.board).core
+    dsp = core is not None and core.dsp and not core.mve
     return emit_quantized_library(quantized, c_name, dsp=dsp), quant_model.describe(quantized) | {"dsp_kernels": dsp}
 
 
@@ -141,6 +152,43 @@ def _check_destination(out_dir: Path, force: bool) -> None:
                                 "choose a new or empty output folder with -o") from None
     if not force:
         raise OutputFolderError(f"{out_dir} already holds a compiled model", "pass --force to replace it")
+    unknown = foreign_files(out_dir)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise OutputFolderError(f"{out_dir} holds files that liquid-edge did not write: {shown}",
+                                "move them out of the folder, or choose another output folder with -o")
+
+
+def foreign_files(out_dir: Path) -> list[str]:
+    """Files (and links) in a previous output that are neither in its manifest nor products of liquid-edge."""
+    ours = {MANIFEST_NAME, *PRODUCT_FILES, *read_manifest(out_dir).get("files", ())}
+    found = []
+    for folder, dirs, files in os.walk(out_dir):
+        relative = Path(folder).relative_to(out_dir)
+        dirs[:] = [d for d in dirs if (relative / d).as_posix() not in PRODUCT_DIRS]
+        # os.walk lists a link to a folder under dirs without entering it: it is a user's entry too.
+        entries = files + [d for d in dirs if (Path(folder) / d).is_symlink()]
+        found += [(relative / name).as_posix() for name in entries]
+    return sorted(name for name in found if name not in ours)
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """A new folder next to OUT, with the permissions the umask gives a new folder (mkdtemp's are 0700)."""
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.resolve().name}.", suffix=".staging",
+                                        dir=out_dir.resolve().parent))
+    except OSError as exc:
+        raise _unwritable(out_dir, exc) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
+def _unwritable(out_dir: Path, exc: OSError) -> OutputFolderError:
+    return OutputFolderError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}",
+                             "choose a writable location with -o")
 
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:

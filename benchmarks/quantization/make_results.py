@@ -9,7 +9,7 @@
 2. SQNR of the quantized outputs against float64 over a 10,000-step stream (the test sequences of BasicMotions
    played back to back, state never reset): the window ending at step 100 against the one ending at 10,000.
 3. Executed instructions per step on a Cortex-M4 (liquid-edge bench) for a dense CfC, 8 inputs, 64 units,
-   backbone 128 (41,984 MACs per step): float32 C against each integer scheme; plus the M0, M3 and M33.
+   backbone 128 (41,984 MACs per step): float32 C against each integer scheme; plus the M0, M3, M33 and M55.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def bench_section() -> list[dict]:
         builds = [("cortex-m4", None), *((("cortex-m4", s)) for s in SCHEMES),
                   ("cortex-m0", None), ("cortex-m0", "int8"), ("cortex-m0", "pow2"),
                   ("cortex-m3", None), ("cortex-m3", "int8"),
-                  ("cortex-m33", None), ("cortex-m33", "int8")]
+                  ("cortex-m33", None), ("cortex-m33", "int8"), ("cortex-m55", "int8")]
         for core, scheme in builds:
             out = directory / f"{core}-{scheme or 'float'}"
             command = [sys.executable, "-m", "liquid_edge", "compile", str(checkpoint), "-o", str(out),

@@ -13,6 +13,7 @@ Layout decisions:
   and the weight words come two per load, with no sign-extension in the loop: twice the weight bytes of int8
   for less than one instruction per MAC in the inner loop.
   Without ``__ARM_FEATURE_DSP`` (e.g. on the host) the same layout runs through plain C, bit-identically.
+* Helium cores (M55) keep the int8 rows; the portable kernel has an MVE branch for them (docs/numerics.md).
 * Masked (NCP) layers: only kept synapses are stored (``col`` index and ``start`` offset per row).
 * Activations travel as int16 in every scheme (the int8 scheme keeps them in [-128, 127]): the kernels then
   have one signature, and widening for 16x16 multiply-accumulate costs nothing at run time.
