@@ -36,18 +36,23 @@ def test_qemu_is_bit_exact_with_the_emulator(capsys, write_checkpoint, tmp_path,
     assert result["bit_exact"] is True and result["max_abs_error"] == 0.0 and result["steps"] == 1000
 
 
-def test_dsp_kernels_build_warning_free_for_the_cortex_m4(capsys, write_checkpoint, tmp_path):
-    """The SMLAD/LDRD branch itself, with -Werror (the firmware build does not make warnings errors)."""
+@pytest.mark.parametrize("core,cflags,marker", [
+    ("cortex-m4", ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "__smlad"),
+    ("cortex-m55", ["-mcpu=cortex-m55", "-mfloat-abi=hard"], "vmladavaq_p_s16"),
+])
+def test_target_kernels_build_warning_free(capsys, write_checkpoint, tmp_path, core, cflags, marker):
+    """The SMLAD/LDRD and Helium branches themselves, with -Werror (the firmware build does not make warnings
+    errors)."""
     import subprocess
 
     checkpoint = write_checkpoint(by_id("default-proj"))
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(out), "--target", "cortex-m4",
+    code, _, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(out), "--target", core,
                            "--quantize", "int8", "--calibration", "random")
     assert code == 0, err
     source = next((out / "src").glob("*.c"))
-    assert "__smlad" in source.read_text()
-    result = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-                             "-mfpu=fpv4-sp-d16", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                             "-c", str(source), "-o", str(tmp_path / "m4.o")], capture_output=True, text=True)
+    assert marker in source.read_text()
+    result = subprocess.run(["arm-none-eabi-gcc", *cflags, "-mthumb", "-std=c99", "-O2", "-Wall", "-Wextra",
+                             "-Werror", "-pedantic", "-c", str(source), "-o", str(tmp_path / "kernel.o")],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
