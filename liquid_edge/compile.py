@@ -187,7 +187,9 @@ def _staging_folder(out_dir: Path) -> Path:
 
 
 def _unwritable(out_dir: Path, exc: OSError) -> OutputFolderError:
-    return OutputFolderError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}",
+    existing = next(p for p in out_dir.absolute().parents if p.exists())
+    reason = f"{existing} is not a folder" if not existing.is_dir() else exc.strerror or str(exc)
+    return OutputFolderError(f"cannot write the output folder {out_dir}: {reason}",
                              "choose a writable location with -o")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -195,3 +196,47 @@ def test_compile_cli_dense_flag_and_errors(write_checkpoint, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1   # one line, no traceback
 
+
+
+def test_force_keeps_files_liquid_edge_did_not_write(dense_model, tmp_path):
+    out = tmp_path / "out"
+    compile_model(dense_model, out, CompileOptions(name="first"))
+    (out / "main.c").write_text("mine")
+    (out / "verify").mkdir()
+    (out / "verify" / "host.json").write_text("{}")       # a verification record: ours
+    with pytest.raises(LiquidEdgeError, match="did not write: main.c"):
+        compile_model(dense_model, out, CompileOptions(name="second", force=True))
+    assert (out / "main.c").read_text() == "mine" and read_manifest(out)["c_name"] == "first"
+    (out / "main.c").unlink()
+    compile_model(dense_model, out, CompileOptions(name="second", force=True))
+    assert read_manifest(out)["c_name"] == "second"
+
+
+def test_output_folders_follow_the_umask(dense_model, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        compile_model(dense_model, tmp_path / "out", CompileOptions())
+    finally:
+        os.umask(previous)
+    modes = {p.stat().st_mode & 0o777 for p in [tmp_path / "out", *(tmp_path / "out").rglob("*")] if p.is_dir()}
+    assert modes == {0o750}
+
+
+def test_a_symlinked_output_stays_a_link(dense_model, tmp_path):
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to("real")
+    compile_model(dense_model, link, CompileOptions(name="first"))
+    compile_model(dense_model, link, CompileOptions(name="second", force=True))
+    assert link.is_symlink() and read_manifest(tmp_path / "real")["c_name"] == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+@pytest.mark.parametrize("location", ["/proc/no-such-output", "/dev/null/out"])
+def test_unwritable_output_is_a_one_line_error(write_checkpoint, capsys, location):
+    checkpoint = write_checkpoint(DENSE)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", str(checkpoint.path), "-o", location])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: cannot write the output folder")
+    assert err.count("\n") == 1
