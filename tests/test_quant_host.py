@@ -137,3 +137,53 @@ def test_integer_c_compiles_warning_free(tmp_path, compiler):
             result = subprocess.run([compiler, "-std=c99", *STRICT, "-O2", "-c", str(tmp_path / f"{c_name}.c"),
                                      "-o", str(tmp_path / f"{c_name}.o")], capture_output=True, text=True)
             assert result.returncode == 0, result.stderr
+
+
+DRIVER = r"""
+#include <math.h>
+#include <stdio.h>
+#include "qs.h"
+
+int main(void)
+{
+    static const float extremes[] = {0.0f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN, 1e-30f, -3.5f};
+    static const float dts[] = {1.0f, 0.0f, -1.0f, 1e9f, NAN, INFINITY, 1e-9f, 0.5f};
+    qs_state_t state;
+    float input[QS_INPUT_SIZE], output[QS_OUTPUT_SIZE], values[QS_STATE_SIZE];
+    unsigned i, k;
+    qs_reset(&state);
+    for (i = 0; i < 512u; ++i) {
+        for (k = 0; k < QS_INPUT_SIZE; ++k) {
+            input[k] = extremes[(i + k) % 8u];
+        }
+        qs_step(&state, input, dts[i % 8u], output);
+        if (i % 64u == 0u) {
+            qs_get_state(&state, values);
+            for (k = 0; k < QS_STATE_SIZE; ++k) {
+                values[k] = extremes[(i / 64u + k) % 8u];
+            }
+            qs_set_state(&state, values);
+        }
+    }
+    printf("%d\n", (int)output[0]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("config_id,scheme,dsp", [("autoncp-mixed-proj", "int8", True),
+                                                  ("pure-mixed-proj", "pow2", False)])
+def test_extreme_inputs_are_sanitizer_clean(tmp_path, config_id, scheme, dsp):
+    """NaN, infinities and huge values through the float API, dt and set_state: no UB, no bad access."""
+    model = model_ir(by_id(config_id))
+    qmodel = quantize(model, random_sequences(model.input_size, 2, 50, seed=1), scheme)
+    for file_name, text in emit_quantized_library(qmodel, "qs", dsp=dsp).files.items():
+        (tmp_path / file_name).write_text(text)
+    (tmp_path / "main.c").write_text(DRIVER)
+    program = tmp_path / "driver"
+    build = subprocess.run(["gcc", "-std=c99", *STRICT, "-g", "-fsanitize=address,undefined",
+                            "-fno-sanitize-recover=all", str(tmp_path / "qs.c"), str(tmp_path / "main.c"),
+                            "-o", str(program), "-lm"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr
