@@ -40,6 +40,7 @@ class Sequences:
 
     def take(self, count: int | None = None, steps: int | None = None) -> "Sequences":
         """The first ``count`` sequences and ``steps`` steps (None keeps all)."""
+        check_shape(count, steps)
         n, t = slice(None, count), slice(None, steps)
         y = self.y
         if y is not None:
@@ -50,10 +51,18 @@ class Sequences:
 def random_sequences(input_size: int, count: int, steps: int, seed: int = 0,
                      irregular_dt: bool = True) -> Sequences:
     """Unit-normal inputs with irregular elapsed times in [0.05, 2] (the default test data of verify)."""
+    check_shape(count, steps)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((count, steps, input_size))
     dt = rng.uniform(0.05, 2.0, (count, steps)) if irregular_dt else None
     return Sequences(x, dt, None, f"random (seed {seed})")
+
+
+def check_shape(count: int | None, steps: int | None) -> None:
+    """A number of sequences or steps asked for must be at least 1 (None: all of them)."""
+    for what, value in (("sequences", count), ("steps", steps)):
+        if value is not None and not value >= 1:
+            raise DataError(f"the number of {what} must be at least 1, got {value}")
 
 
 def load_sequences(path: str | Path, input_size: int | None = None) -> Sequences:
@@ -113,6 +122,9 @@ def _checked(path: Path, x, dt, y, input_size: int | None) -> Sequences:
     x = np.asarray(x)
     if x.ndim != 3:
         raise DataError(f"data file {path}: x has shape {x.shape}, expected (sequences, steps, inputs)")
+    if 0 in x.shape[:2]:
+        raise DataError(f"data file {path}: x has shape {x.shape}, with no sequences or no steps",
+                        "save at least one sequence of at least one step")
     if input_size is not None and x.shape[2] != input_size:
         raise DataError(f"data file {path}: x has {x.shape[2]} inputs per step but the model takes {input_size}")
     if not np.all(np.isfinite(x)):

@@ -19,11 +19,12 @@ import torch
 
 import liquid_edge
 from conftest import sidecar_settings
+from liquid_edge.cli import main
 from liquid_edge.errors import ConfigError, LiquidEdgeError, ModelFormatError
 from liquid_edge.ir_io import model_to_json
 from liquid_edge.loaders.config import sidecar_path
 from liquid_edge.loaders.safe_unpickle import ForbiddenGlobal, load_zip_pickle
-from models import CONFIGS, build, by_id
+from models import CONFIGS, DENSE, build, by_id
 
 DENSE = by_id("no_gate-silu-2layers")   # neither mode nor activation can be read from its tensors
 OTHER = by_id("default-lecun")
@@ -196,10 +197,10 @@ def test_lenient_config_entries_ignore_unrelated_values(reference_model, tmp_pat
 
 
 @pytest.mark.parametrize("case, pattern", [
-    ("option_vs_sidecar", r"conflicting mode: 'default' from the --mode option, 'no_gate' from sidecar m\.pt\.json"),
+    ("option_vs_sidecar", r"conflicting mode: 'default' from the mode setting, 'no_gate' from sidecar m\.pt\.json"),
     ("sidecar_vs_checkpoint", r"conflicting activation: 'silu' from sidecar .*'relu' from checkpoint entry "
                               r"'liquid_edge_config'"),
-    ("option_vs_pickle", r"conflicting activation: 'gelu' from the --activation option, 'silu' from the pickled"),
+    ("option_vs_pickle", r"conflicting activation: 'gelu' from the activation setting, 'silu' from the pickled"),
     ("top_vs_module", r"sets mode to 'no_gate' at top level and to 'default' for module 'encoder\.cfc'"),
 ])
 def test_conflicting_sources(case, pattern, reference_model, tmp_path):
@@ -472,3 +473,12 @@ def test_bad_files_give_one_line_errors(case, tmp_path):
     assert re.search(pattern, lines[0]), lines[0]
     assert result.stdout == ""
     assert not (tmp_path / "MARKER").exists()
+
+
+def test_option_messages_name_the_caller_s_spelling(write_checkpoint, capsys):
+    path = write_checkpoint(DENSE).path
+    with pytest.raises(ConfigError, match=r"^the mode setting gives mode 'bogus'"):
+        liquid_edge.load(path, mode="bogus")
+    with pytest.raises(SystemExit):
+        main(["inspect", str(path), "--mode", "pure", "--activation", "relu"])
+    assert "the --mode and --activation options" in capsys.readouterr().err

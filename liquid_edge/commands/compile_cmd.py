@@ -43,7 +43,7 @@ def command(model_path: Path, module_path: str | None, mode: str | None, activat
     """Compile MODEL into dependency-free C99 in OUT (and a firmware project for Cortex-M targets)."""
     if quantize is None and calibration is not None:
         raise ConfigError("--calibration is only used by a quantized build", "add --quantize int8|a16w8|pow2")
-    model = api.load(model_path, module=module_path, mode=mode, activation=activation)
+    model = api.load(model_path, module=module_path, mode=mode, activation=activation, cli=True)
     manifest = compile_model(model, out_dir, CompileOptions(
         target=target, board=board, name=name, sparse=not dense, force=force, quantize=quantize,
         calibration=calibration, calibration_method=calibration_method, state_bits=int(state_bits)))

@@ -28,7 +28,7 @@ def model_options(function):
 def command(model_path: Path, module_path: str | None, mode: str | None, activation: str | None,
             as_json: bool) -> None:
     """Show the architecture, parameter count, synapses, MACs per step and state size of MODEL."""
-    summary = api.inspect(api.load(model_path, module=module_path, mode=mode, activation=activation))
+    summary = api.inspect(api.load(model_path, module=module_path, mode=mode, activation=activation, cli=True))
     if as_json:
         print_json(summary)
     else:

@@ -25,11 +25,12 @@ FORMAT_MODULE_PICKLE = "module_pickle"
 
 
 def load_model(path: str | Path, *, module: str | None = None, mode: str | None = None,
-               activation: str | None = None) -> Model:
+               activation: str | None = None, cli: bool = False) -> Model:
     """Load one ncps CfC from a state dict or a whole-module pickle (read without running code from it).
 
     ``module`` is the key prefix of the CfC when the file holds several ncps modules; ``mode`` and ``activation``
-    supply what a state dict cannot tell (see :mod:`liquid_edge.loaders.config` for the other sources).
+    supply what a state dict cannot tell (see :mod:`liquid_edge.loaders.config` for the other sources); ``cli``
+    names them as command-line options in messages.
     """
     path = Path(path)
     checkpoint = read_checkpoint(path)
@@ -42,7 +43,7 @@ def load_model(path: str | Path, *, module: str | None = None, mode: str | None 
         raise ModelFormatError(f"module {chosen.label} of {path} is an ncps LTC: LTC is not supported yet",
                                "CfC models (dense or NCP-wired) are supported")
     _check_finite(chosen, path)
-    sources = [config.options_source(mode, activation)]
+    sources = [config.options_source(mode, activation, cli)]
     sidecar = config.sidecar_source(path)
     if sidecar is not None:
         sources.append(sidecar)

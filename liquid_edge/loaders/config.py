@@ -53,10 +53,13 @@ class ConfigSource:
         return merged
 
 
-def options_source(mode: str | None, activation: str | None) -> ConfigSource:
+def options_source(mode: str | None, activation: str | None, cli: bool = False) -> ConfigSource:
+    """The caller's own settings, named as the caller wrote them: CLI options, or Python API settings."""
     given = {key: value for key, value in (("mode", mode), ("activation", activation)) if value is not None}
-    label = " and ".join(f"--{key}" for key in given) or "the options"
-    return ConfigSource(f"the {label} option", _checked(given, f"the {label} option"))
+    names = " and ".join(f"--{key}" if cli else key for key in given)
+    noun = ("option" if cli else "setting") + ("s" if len(given) > 1 else "")
+    label = f"the {names} {noun}" if given else "the options"
+    return ConfigSource(label, _checked(given, label))
 
 
 def sidecar_source(checkpoint: Path) -> ConfigSource | None:
