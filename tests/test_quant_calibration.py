@@ -50,7 +50,7 @@ def test_unknown_method_and_empty_data_are_errors():
     with pytest.raises(CalibrationError, match="unknown calibration method"):
         calibration.ranges(model, random_sequences(model.input_size, 1, 3), "mse")
     with pytest.raises(CalibrationError, match="no steps"):
-        calibration.collect(model, random_sequences(model.input_size, 1, 3).take(steps=0))
+        calibration.collect(model, Sequences(np.zeros((1, 0, model.input_size)), None, None, "empty"))
 
 
 def test_compile_without_calibration_is_a_one_line_error(capsys, write_checkpoint, tmp_path):
