@@ -118,10 +118,6 @@ class CellPlan:
     heads: LayerPlan
     arrays: list[IntArray] = field(default_factory=list)
 
-    @property
-    def head_input_size(self) -> int:
-        return self.heads.cols
-
 
 @dataclass
 class QuantPlan:

@@ -6,7 +6,7 @@ import numpy as np
 
 from liquid_edge.data import Sequences
 from liquid_edge.errors import LiquidEdgeError
-from liquid_edge.ir import CfCCell, Linear, Model
+from liquid_edge.ir import CfCCell, Model
 from liquid_edge.quant import calibration, fixed, tables
 from liquid_edge.quant.qmodel import SCHEME_ACT_BITS, SCHEMES, QCell, QLinear, QModel
 
