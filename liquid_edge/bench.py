@@ -93,12 +93,12 @@ def bench(out_dir: Path, manifest: dict, steps: int = DEFAULT_STEPS, seed: int =
 
 def _check_outputs(out_dir: Path, manifest: dict, data: Sequences, outputs: np.ndarray) -> None:
     """Counts are only meaningful if the emulated code computed the right thing: compare with what ``verify``
-    expects (bit-exact builds: equality; float builds: within the QEMU backend's tolerance)."""
+    expects (bit-exact builds: equality; float builds: within verify's default tolerance)."""
     from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
 
     expected = expected_outputs(out_dir, manifest, data)
     error = float(np.max(np.abs(outputs - expected.outputs[0]))) if outputs.size else 0.0
-    allowed = 0.0 if expected.bit_exact else qemu.FLOAT_TOLERANCE
+    allowed = expected.tolerance
     if not error <= allowed:
         raise RunError(f"the emulated {outputs.shape[0]} steps differ from the {expected.label} by {error:.3g} "
                        f"(more than {allowed:g}), so their instruction counts are not trustworthy",

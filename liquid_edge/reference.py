@@ -4,10 +4,15 @@ This is the definition every backend is compared with. It follows ncps's formula
 difference: batched time spans are per sample. ``dt`` has shape ``(B,)`` (or ``(B, T)`` for a sequence), and
 sample ``b`` uses ``dt[b]``. ncps squeezes batched time spans to ``(B,)`` and broadcasts them against the units
 axis, which is only correct for ``B == 1``; feed ncps one sample at a time to compare.
+
+``dtype=np.float32`` evaluates the same formulas with weights, inputs, state and every operation in float32. That
+is not a definition of anything: ``verify`` uses its distance from the float64 run as the float32 noise floor of a
+model on given data (see docs/numerics-float.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -23,7 +28,7 @@ ACTIVATION_FUNCTIONS = {
     "silu": lambda v: v * sigmoid(v),
     "relu": lambda v: np.maximum(v, 0.0),
     "tanh": np.tanh,
-    "gelu": lambda v: 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0))),
+    "gelu": lambda v: 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0)).astype(v.dtype)),
 }
 
 
@@ -60,8 +65,8 @@ class State:
         return cls(values[:, :hidden].copy(), values[:, hidden:].copy())
 
 
-def initial_state(model: Model, batch: int = 1) -> State:
-    zeros = np.zeros((batch, model.hidden_size))
+def initial_state(model: Model, batch: int = 1, dtype=np.float64) -> State:
+    zeros = np.zeros((batch, model.hidden_size), dtype=dtype)
     return State(zeros, zeros.copy() if model.memory is not None else None)
 
 
@@ -89,13 +94,19 @@ def lstm_step(memory: LSTMMemory, x: np.ndarray, h: np.ndarray, c: np.ndarray) -
     return np.tanh(c_new) * sigmoid(og), c_new
 
 
-def step(model: Model, x: np.ndarray, state: State, dt: np.ndarray | float | None = None) -> tuple[np.ndarray, State]:
+def step(model: Model, x: np.ndarray, state: State, dt: np.ndarray | float | None = None,
+         dtype=np.float64) -> tuple[np.ndarray, State]:
     """Advance one step. ``x`` (B, I); ``dt`` scalar, (B,) or None (1.0). Returns (output (B, O), new state)."""
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    return _step(with_dtype(model, dtype), x, state, dt, dtype)
+
+
+def _step(model: Model, x: np.ndarray, state: State, dt, dtype) -> tuple[np.ndarray, State]:
+    x = np.atleast_2d(np.asarray(x, dtype=dtype))
     batch = x.shape[0]
-    dt_col = np.ones((batch, 1)) if dt is None else np.broadcast_to(
-        np.asarray(dt, dtype=np.float64).reshape(-1, 1), (batch, 1))
-    h, c = state.h, state.c
+    dt_col = np.ones((batch, 1), dtype=dtype) if dt is None else np.broadcast_to(
+        np.asarray(dt, dtype=dtype).reshape(-1, 1), (batch, 1))
+    h = state.h.astype(dtype, copy=False)
+    c = None if state.c is None else state.c.astype(dtype, copy=False)
     if model.memory is not None:
         h, c = lstm_step(model.memory, x, h, c)
     layer_inputs = x
@@ -110,17 +121,34 @@ def step(model: Model, x: np.ndarray, state: State, dt: np.ndarray | float | Non
     return output, State(np.concatenate(new_parts, axis=1), c)
 
 
-def run(model: Model, x: np.ndarray, dt: np.ndarray | None = None,
-        state: State | None = None) -> tuple[np.ndarray, State]:
-    """Run sequences. ``x`` (B, T, I) or (T, I); ``dt`` (B, T), (T,) or None. Returns (outputs, final state)."""
-    x = np.asarray(x, dtype=np.float64)
+def run(model: Model, x: np.ndarray, dt: np.ndarray | None = None, state: State | None = None,
+        dtype=np.float64) -> tuple[np.ndarray, State]:
+    """Run sequences. ``x`` (B, T, I) or (T, I); ``dt`` (B, T), (T,) or None. Returns (outputs, final state);
+    the outputs are float64 arrays whatever ``dtype`` computed them."""
+    model = with_dtype(model, dtype)
+    x = np.asarray(x, dtype=dtype)
     unbatched = x.ndim == 2
     if unbatched:
         x = x[None]
         dt = None if dt is None else np.asarray(dt)[None]
     batch, steps, _ = x.shape
-    state = initial_state(model, batch) if state is None else state
+    state = initial_state(model, batch, dtype) if state is None else state
     outputs = np.empty((batch, steps, model.output_size))
     for t in range(steps):
-        outputs[:, t], state = step(model, x[:, t], state, None if dt is None else dt[:, t])
+        outputs[:, t], state = _step(model, x[:, t], state, None if dt is None else dt[:, t], dtype)
     return (outputs[0] if unbatched else outputs), state
+
+
+def with_dtype(value, dtype):
+    """An IR object (model, cell, layer) with every floating-point array converted to ``dtype``; unchanged for
+    float64, the dtype the IR holds."""
+    if np.dtype(dtype) == np.float64:
+        return value
+    if isinstance(value, np.ndarray):
+        return value.astype(dtype) if value.dtype.kind == "f" else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: with_dtype(getattr(value, f.name), dtype)
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, (list, tuple)):
+        return type(value)(with_dtype(item, dtype) for item in value)
+    return value

@@ -9,7 +9,7 @@ import click
 from liquid_edge.errors import EXIT_OK, EXIT_PARITY_FAILED
 from liquid_edge.output import format_table, print_json
 from liquid_edge.runners import BACKENDS
-from liquid_edge.verify import ALL_BACKENDS, verify
+from liquid_edge.verify import ALL_BACKENDS, MIN_FLOAT_TOLERANCE, NOISE_FLOOR_FACTOR, USER_BASIS, verify
 
 
 @click.command("verify")
@@ -23,10 +23,12 @@ from liquid_edge.verify import ALL_BACKENDS, verify
 @click.option("--sequences", "count", type=click.IntRange(min=1),
               help="Number of sequences (default 4, or all of --data).")
 @click.option("--tolerance", type=float,
-              help="Max abs error allowed for float builds (default per backend: "
-                   f"{', '.join(f'{b.float_tolerance:g} on {name}' for name, b in BACKENDS.items())}).")
+              help=f"Max abs error allowed for float builds (default: {NOISE_FLOOR_FACTOR} x the float32 noise floor "
+                   "of the model on the data, i.e. the largest difference between a float32 and the float64 "
+                   f"evaluation of the reference, and at least {MIN_FLOAT_TOLERANCE:g}).")
 @click.option("--save", type=click.Path(path_type=Path), help="Write inputs, dt, reference and backend outputs "
-                                                                "as .npy files into this folder.")
+                                                                "as .npy files into this folder (never over files "
+                                                                "that an earlier --save did not write).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(out_dir: Path, on: str, data: Path | None, steps: int | None, count: int | None,
             tolerance: float | None, save: Path | None, as_json: bool) -> int:
@@ -45,6 +47,10 @@ def format_report(report: dict) -> str:
             for r in report["results"]]
     lines = [f"{report['c_name']} vs {report['expected']} on {report['data']}",
              format_table(("backend", "sequences", "steps", "max abs error", "RMSE", "tolerance", "result"), rows)]
+    floor = report["float32_noise_floor"]
+    if floor is not None and any(r["tolerance_basis"] != USER_BASIS for r in report["results"]):
+        lines.append(f"tolerance: max({MIN_FLOAT_TOLERANCE:g}, {NOISE_FLOOR_FACTOR} x the float32 noise floor "
+                     f"{floor:.2g} of this model on this data)")
     if "quantization" in report:
         lines.append(format_quantization(report["quantization"]))
     for r in report["results"]:
@@ -55,14 +61,16 @@ def format_report(report: dict) -> str:
                          f"({r['exceeded']:,} values outside the tolerance)")
     if any(_marginal_float_failure(r) for r in report["results"]):
         lines.append("note: float32 rounding alone reaches errors of this size on large inputs or sensitive "
-                     "recurrences (docs/numerics-float.md); pass a --tolerance that fits your data's scale")
+                     "recurrences (docs/numerics-float.md); without --tolerance, verify derives one from the "
+                     "model's float32 noise floor on the data")
     return "\n".join(lines)
 
 
 def _marginal_float_failure(result: dict) -> bool:
-    """A float build that fails by less than 100x its tolerance: more likely rounding than a fault."""
+    """A float build that fails a user's tolerance by less than 100x: more likely rounding than a fault. (The
+    default tolerance already covers the rounding of this model on this data.)"""
     error = result["max_abs_error"]
-    return (not result["passed"] and not result["bit_exact"] and error is not None
+    return (not result["passed"] and result["tolerance_basis"] == USER_BASIS and error is not None
             and 0 < result["tolerance"] and error < 100 * result["tolerance"])
 
 

@@ -30,11 +30,10 @@ class Backend:
     """One way of running a compiled output folder.
 
     ``run(out_dir, manifest, sequences)`` returns a :class:`BackendRun` (zero initial state, the manifest's build).
-    ``supports(manifest)`` tells whether this backend can run that output (``verify --on all`` runs every backend
-    that does). ``float_tolerance`` is the default max abs error against the float64 reference for float builds.
+    ``unsupported(manifest)`` says why this backend cannot run that output, or None when it can (``verify --on
+    all`` runs every backend that can and reports the others with that reason).
     """
 
     name: str
     run: Callable[[Path, dict, Sequences], BackendRun]
-    supports: Callable[[dict], bool]
-    float_tolerance: float
+    unsupported: Callable[[dict], str | None]

@@ -20,21 +20,26 @@ from liquid_edge.data import Sequences
 from liquid_edge.elf_size import memory_table
 from liquid_edge.errors import ConfigError, RunError, ToolMissingError
 from liquid_edge.runners.base import BackendRun
-from liquid_edge.targets import Target
+from liquid_edge.targets import Target, load_catalog
 
 QEMU = "qemu-system-arm"
 QEMU_INSTALL_HINT = "apt-get install --no-install-recommends qemu-system-arm"
 TIMEOUT_ENV = "LIQUID_EDGE_QEMU_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
-#: Max abs error against the float64 reference that the image itself accepts (newlib's expf/tanhf included).
-FLOAT_TOLERANCE = 1e-5
 #: Flash kept free besides the application image when packing sequences (the parity main is a little larger).
 _FLASH_MARGIN = 8 * 1024
 
 
-def supports(manifest: dict) -> bool:
-    """Outputs compiled for a Cortex-M core on a board that QEMU emulates."""
-    return bool(manifest.get("firmware")) and firmware.target_of(manifest).board.qemu_machine is not None
+def unsupported(manifest: dict) -> str | None:
+    """Why QEMU cannot run this output (None: it can): a host build, or a board that QEMU does not emulate."""
+    if not manifest.get("firmware"):
+        return f"it is compiled for {manifest.get('target', 'host')}, not for a Cortex-M board"
+    board = firmware.target_of(manifest).board
+    if board.qemu_machine is None:
+        emulated = sorted(b.name for b in load_catalog().boards.values() if b.qemu_machine is not None)
+        return (f"board {board.name} is not emulated by QEMU (emulated boards: {', '.join(emulated)}; "
+                "see 'liquid-edge targets')")
+    return None
 
 
 def run(out_dir: Path, manifest: dict, sequences: Sequences) -> BackendRun:
@@ -47,8 +52,8 @@ def run(out_dir: Path, manifest: dict, sequences: Sequences) -> BackendRun:
 
     library = firmware.library_of(out_dir, manifest)
     expected = expected_outputs(out_dir, manifest, sequences)
-    # The image checks itself too: bit-exact builds for equality, float builds within FLOAT_TOLERANCE.
-    data = firmware.ParityData(sequences.x, sequences.dt, expected.outputs, atol=FLOAT_TOLERANCE,
+    # The image checks itself too: bit-exact builds for equality, float builds within verify's default tolerance.
+    data = firmware.ParityData(sequences.x, sequences.dt, expected.outputs, atol=expected.tolerance,
                                exact=expected.bit_exact)
     fw_dir = firmware.firmware_dir(out_dir)
     outputs, states = [], []
