@@ -117,7 +117,7 @@ def resolve_backends(on: str, manifest: dict) -> tuple[list[Backend], list[dict]
     reason = BACKENDS[on].unsupported(manifest)
     if reason is not None:
         raise ConfigError(f"the {on} backend cannot run this output: {reason}",
-                          "compile for a target it runs (see 'liquid-edge targets'), or use --on host")
+                          "compile for a target it runs, listed by 'liquid-edge targets'; or use --on host")
     return [BACKENDS[on]], []
 
 
