@@ -12,7 +12,7 @@ import pytest
 
 from generated_c import model_ir
 from liquid_edge.data import random_sequences
-from liquid_edge.emit.c_quantized import emit_quantized_library
+from liquid_edge.emit.c_quantized import SPARSE_MAX_DENSITY, emit_quantized_library, plan_quantized
 from liquid_edge.quant import Emulator, quantize
 from liquid_edge.quant.emulator import DT_ONE, quantize_float
 from liquid_edge.quant.qmodel import DT_MAX_Q
@@ -77,8 +77,8 @@ class QLibrary:
 
 
 def build_library(tmp_path, qmodel, c_name: str, extra=("-fsanitize=undefined", "-fno-sanitize-recover=all"),
-                  dsp: bool = False):
-    library = emit_quantized_library(qmodel, c_name, dsp=dsp)
+                  dsp: bool = False, sparse_max_density: float = SPARSE_MAX_DENSITY):
+    library = emit_quantized_library(qmodel, c_name, dsp=dsp, sparse_max_density=sparse_max_density)
     for file_name, text in library.files.items():
         (tmp_path / file_name).write_text(text)
     path = build_shared_library([tmp_path / f"{c_name}.c"], tmp_path / "build", c_name, (*STRICT, "-g", *extra))
@@ -88,15 +88,21 @@ def build_library(tmp_path, qmodel, c_name: str, extra=("-fsanitize=undefined", 
 # The weight layout of the DSP kernels, run through its portable branch (the host has no SMLAD).
 DSP_CASES = [("default-lecun", "int8", 16), ("default-mixed", "a16w8", 8), ("no_gate-silu-2layers", "pow2", 16),
              ("autoncp-mixed-proj", "int8", 16)]
-ALL_CASES = [(*case, False) for case in CASES] + [(*case, True) for case in DSP_CASES]
+# NCP masks of these sizes keep most weights, so they run dense by default; the sparse kernel, forced.
+SPARSE_CASES = [("autoncp-default", "int8", 16), ("autoncp-pure", "a16w8", 16), ("ncp-default", "pow2", 16)]
+ALL_CASES = ([(*case, "portable") for case in CASES] + [(*case, "dsp") for case in DSP_CASES]
+             + [(*case, "sparse") for case in SPARSE_CASES])
 
 
-@pytest.mark.parametrize("config_id,scheme,state_bits,dsp", ALL_CASES,
-                         ids=[f"{c}-{s}-s{b}{'-dsp' if d else ''}" for c, s, b, d in ALL_CASES])
-def test_integer_c_is_bit_exact_with_the_emulator(tmp_path, config_id, scheme, state_bits, dsp):
+@pytest.mark.parametrize("config_id,scheme,state_bits,layout", ALL_CASES,
+                         ids=[f"{c}-{s}-s{b}{'' if k == 'portable' else '-' + k}" for c, s, b, k in ALL_CASES])
+def test_integer_c_is_bit_exact_with_the_emulator(tmp_path, config_id, scheme, state_bits, layout):
     model = model_ir(by_id(config_id))
     qmodel = quantize(model, random_sequences(model.input_size, 4, 150, seed=1), scheme, state_bits=state_bits)
-    library = build_library(tmp_path, qmodel, "qm", dsp=dsp)
+    library = build_library(tmp_path, qmodel, "qm", dsp=layout == "dsp",
+                            sparse_max_density=1.01 if layout == "sparse" else SPARSE_MAX_DENSITY)
+    if layout == "sparse":
+        assert "_matvec_sparse(" in (tmp_path / "qm.c").read_text()
     emulator = Emulator(qmodel)
     x, dt = stress_data(model.input_size)
     x_q = emulator.quantize_inputs(x)
@@ -106,6 +112,22 @@ def test_integer_c_is_bit_exact_with_the_emulator(tmp_path, config_id, scheme, s
     expected, _ = emulator.run_q(x_q, dt_q)
     np.testing.assert_array_equal(library.run_q(x_q, dt_q), expected)
     np.testing.assert_array_equal(library.run(x, dt), emulator.run(x, dt))
+
+
+def test_layouts_of_masked_and_dsp_layers():
+    """Dense-enough masks run through the dense kernels (every layer of a small NCP); the DSP layout scales rows
+    so that every requantization shift reaches 33, and keeps int8 rows for a layer where it cannot."""
+    model = model_ir(by_id("autoncp-default"))
+    qmodel = quantize(model, random_sequences(model.input_size, 4, 150, seed=1), "int8")
+    plan = plan_quantized(qmodel, "qp", dsp=True)
+    assert all(layer.packed and not layer.sparse for layer in plan.layers())
+    assert plan.macs_per_step == sum(layer.rows * layer.cols for layer in plan.layers())
+    assert sum(layer.kept for layer in plan.layers()) < plan.macs_per_step
+    heads = plan.cells[0].heads
+    assert heads.headroom.max() > 0 and np.all(heads.layer.shift + heads.headroom >= 33)
+    assert plan_quantized(qmodel, "qp", sparse_max_density=1.01).needs_sparse
+    heads.layer.shift[0] = 20      # a ratio near 2^13: no int16 scaling reaches n = 33
+    assert not plan_quantized(qmodel, "qp", dsp=True).cells[0].heads.packed
 
 
 def test_dt_null_means_one_and_nan_inputs_quantize_to_zero(tmp_path):

@@ -14,7 +14,13 @@ Layout decisions:
   for less than one instruction per MAC in the inner loop.
   Without ``__ARM_FEATURE_DSP`` (e.g. on the host) the same layout runs through plain C, bit-identically.
 * Helium cores (M55) keep the int8 rows; the portable kernel has an MVE branch for them (docs/numerics.md).
-* Masked (NCP) layers: only kept synapses are stored (``col`` index and ``start`` offset per row).
+* Masked (NCP) layers that keep fewer than ``SPARSE_MAX_DENSITY`` of their weights: only kept synapses are
+  stored (``col`` index and ``start`` offset per row). Denser masked layers run through the dense kernels with
+  their masked weights stored as zeros: a gathered input costs an index load and an address computation per
+  MAC, about three times a dense MAC, and the indices cost flash. The CfC heads of an NCP cell are always that
+  dense (ncps masks ff1 and ff2 only, so time_a and time_b keep every weight): their rows of a few kept synapses
+  each are where per-row overhead dominated. The results are the same either way (a masked weight is an exact
+  zero and the int32 accumulation cannot overflow in any order).
 * Activations travel as int16 in every scheme (the int8 scheme keeps them in [-128, 127]): the kernels then
   have one signature, and widening for 16x16 multiply-accumulate costs nothing at run time.
 """
@@ -30,8 +36,10 @@ from liquid_edge.emit.c_library import CLibrary, template_environment
 from liquid_edge.quant import fixed, tables
 from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
 
-_CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "uint16_t": 2, "uint32_t": 4, "float": 4}
+_CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "uint16_t": 2, "uint32_t": 4, "float": 4}
 ROW_BLOCK = 8
+#: Masked layers keeping a smaller fraction of their weights run through the sparse kernel (see above).
+SPARSE_MAX_DENSITY = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class LayerPlan:
     sparse: bool
     packed: bool = False
     arrays: list[IntArray] = field(default_factory=list)
+    headroom: np.ndarray | None = None   # DSP layout: per-row power of two scaling the weights (headroom_bits)
 
     @property
     def split(self) -> int:
@@ -105,7 +114,13 @@ class LayerPlan:
 
     @property
     def macs(self) -> int:
-        return int(np.count_nonzero(self.layer.mask)) if self.sparse else self.rows * self.cols
+        """Multiply-accumulates the kernel executes."""
+        return self.kept if self.sparse else self.rows * self.cols
+
+    @property
+    def kept(self) -> int:
+        """Weights the mask keeps (all of them in an unmasked layer)."""
+        return self.rows * self.cols if self.layer.mask is None else int(np.count_nonzero(self.layer.mask))
 
 
 @dataclass
@@ -154,6 +169,11 @@ class QuantPlan:
     def vector(self, size: int) -> int:
         """Length of an int16 vector of ``size`` values: even when packed kernels read it in pairs."""
         return size + size % 2 if self.needs_packed else size
+
+    @property
+    def requant_only_portable(self) -> bool:
+        """Whether the general requant() serves only the portable branch of the DSP layout (unused on DSP cores)."""
+        return not (self.needs_dense or self.needs_sparse)
 
     @property
     def needs_sparse(self) -> bool:
@@ -218,10 +238,26 @@ def packed_pairs(weight: np.ndarray, split: int) -> np.ndarray:
     return words.transpose(0, 2, 1).ravel()                                    # [block][pair][row]
 
 
-def _packed_requantization(layer: QLinear) -> np.ndarray:
-    """One array per layer for the DSP kernel (one pointer, few registers): the two shifts, or [m1, m2, 2^(n-33),
-    n - 32] per row, the kernel then working on the high word (same result, see docs/numerics.md). The padding
-    rows of the last block come out 0."""
+def headroom_bits(layer: QLinear, act_bits: int) -> np.ndarray:
+    """Per row, the power of two ``k`` by which the DSP layout scales the row's weights and bias, so that its
+    requantization shift ``n + k`` reaches 33 and the kernel always takes the high-word path. Exact:
+    ``floor((2^k v + 2^(n+k-1)) / 2^(n+k)) = floor((v + 2^(n-1)) / 2^n)``. Only where the scaled weights still fit
+    int16 (``k <= 8``) and every scaled partial sum stays below 2^30 (so the int32 accumulation and the 64-bit
+    products keep their bounds); other rows get ``k = 0``."""
+    if layer.multiplier is None:
+        return np.zeros(layer.rows, dtype=np.int64)
+    weight, split = np.abs(layer.weight.astype(np.int64)), layer.split
+    act_max = 2 ** (act_bits - 1)
+    worst = np.maximum(weight[:, :split].sum(axis=1) * act_max + np.abs(layer.bias.astype(np.int64)),
+                       weight[:, split:].sum(axis=1) * act_max)
+    k = np.clip(33 - layer.shift.astype(np.int64), 0, 8)
+    return np.where(np.left_shift(worst, k) < 2 ** 30, k, 0)
+
+
+def _packed_requantization(layer: QLinear, headroom: np.ndarray) -> np.ndarray:
+    """One array per layer for the DSP kernel (one pointer, few registers): the two shifts, or [m1, m2, n - 33]
+    per row (``n`` including the row's ``headroom``), the kernel then working on the high word (same result, see
+    docs/numerics.md). The padding rows of the last block come out 0."""
     padding = -layer.rows % ROW_BLOCK
 
     def padded(values: np.ndarray, fill: int) -> np.ndarray:
@@ -229,19 +265,27 @@ def _packed_requantization(layer: QLinear) -> np.ndarray:
 
     if layer.multiplier is None:
         return np.stack([padded(layer.shift, 0), padded(layer.shift2, 0)], axis=1).ravel()
-    high = padded(layer.shift, 33) - 32
-    rounding = np.where(high > 0, np.left_shift(1, np.maximum(high - 1, 0)), 0)
-    rounding[layer.rows:] = 0
-    return np.stack([padded(layer.multiplier, 0), padded(layer.multiplier2, 0), rounding, high], axis=1).ravel()
+    high = padded(layer.shift.astype(np.int64) + headroom, 33) - 33
+    return np.stack([padded(layer.multiplier, 0), padded(layer.multiplier2, 0), high], axis=1).ravel()
 
 
-def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPlan:
-    plan = LayerPlan(prefix, layer, sparse=layer.mask is not None)
-    plan.packed = dsp and not plan.sparse
+def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool, sparse_max_density: float,
+                act_bits: int) -> LayerPlan:
+    sparse = layer.mask is not None and np.count_nonzero(layer.mask) < sparse_max_density * layer.mask.size
+    plan = LayerPlan(prefix, layer, sparse=bool(sparse))
+    headroom = headroom_bits(layer, act_bits)
+    # The DSP kernel requantizes from the high word only (n >= 33); a layer with a row it cannot scale that far
+    # (a ratio above about 2^6 or a huge accumulator: rare) keeps the int8 rows and the general requantization.
+    plan.packed = dsp and not plan.sparse and (layer.multiplier is None or bool(np.all(layer.shift + headroom >= 33)))
     a = plan.arrays
+    bias = layer.bias
     if plan.packed:
-        a.append(IntArray(f"{prefix}_w", "uint32_t", packed_pairs(layer.weight, layer.split),
-                          f"{comment}: int16 pairs [block of {ROW_BLOCK} rows][column pair][row]"))
+        plan.headroom = headroom
+        weight = layer.weight.astype(np.int64) << headroom[:, None]
+        bias = layer.bias.astype(np.int64) << headroom
+        a.append(IntArray(f"{prefix}_w", "uint32_t", packed_pairs(weight, layer.split),
+                          f"{comment}: int16 pairs [block of {ROW_BLOCK} rows][column pair][row]"
+                          + (", rows scaled by 2^headroom" if headroom.any() else "")))
     elif plan.sparse:
         rows, cols = np.nonzero(layer.mask)
         start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.rows))])
@@ -253,14 +297,13 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPl
         a.append(IntArray(f"{prefix}_start", "uint16_t", start, "first synapse of each row, then the end"))
     else:
         a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight, f"{comment} [{layer.rows}][{layer.cols}]"))
-    bias = layer.bias
     if plan.packed:
         bias = np.concatenate([bias, np.zeros(-len(bias) % ROW_BLOCK, dtype=bias.dtype)])
     a.append(IntArray(f"{prefix}_b", "int32_t", bias, "bias at accumulator scale"))
     if plan.packed:
-        a.append(IntArray(f"{prefix}_rq", "int32_t", _packed_requantization(layer),
+        a.append(IntArray(f"{prefix}_rq", "int32_t", _packed_requantization(layer, headroom),
                           "requantization per row: shifts of both groups" if layer.multiplier is None else
-                          "requantization per row: m1, m2, rounding term 2^(n-33) (0 if n <= 32), n - 32"))
+                          "requantization per row: m1, m2, n - 33"))
         return plan
     if layer.multiplier is not None:
         a.append(IntArray(f"{prefix}_m", "int32_t", layer.multiplier, "multiplier of the first column group"))
@@ -272,23 +315,27 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool) -> LayerPl
     return plan
 
 
-def plan_quantized(q: QModel, c_name: str, dsp: bool = False) -> QuantPlan:
+def plan_quantized(q: QModel, c_name: str, dsp: bool = False,
+                   sparse_max_density: float = SPARSE_MAX_DENSITY) -> QuantPlan:
+    def layer_plan(prefix: str, layer: QLinear, comment: str) -> LayerPlan:
+        return _layer_plan(prefix, layer, comment, dsp, sparse_max_density, q.act_bits)
+
     arrays: list[IntArray] = []
     for table in q.tables.values():
         arrays.append(IntArray(f"{c_name}_t_{table.name}", "int16_t", table.values,
                                f"{table.function}: input Q{table.in_frac}, output Q{table.out_frac}"))
     memory = None
     if q.memory is not None:
-        memory = _layer_plan(f"{c_name}_lstm", q.memory, "LSTM gates i, ig, fg, og", dsp)
+        memory = layer_plan(f"{c_name}_lstm", q.memory, "LSTM gates i, ig, fg, og")
         arrays += memory.arrays
     cells, offset, width = [], 0, q.input_size
     scratch = 0
     for i, cell in enumerate(q.cells):
         prefix = f"{c_name}_c{i}"
-        backbone = [_layer_plan(f"{prefix}_bb{k}", layer, f"backbone layer {k}", dsp)
+        backbone = [layer_plan(f"{prefix}_bb{k}", layer, f"backbone layer {k}")
                     for k, layer in enumerate(cell.backbone)]
-        heads = _layer_plan(f"{prefix}_heads", cell.heads, "heads ff1" if cell.mode == "pure"
-                            else "heads ff1, ff2, time_a, time_b", dsp)
+        heads = layer_plan(f"{prefix}_heads", cell.heads, "heads ff1" if cell.mode == "pure"
+                           else "heads ff1, ff2, time_a, time_b")
         plan = CellPlan(i, cell, offset, width, backbone, heads)
         for layer in backbone:
             plan.arrays += layer.arrays
@@ -303,7 +350,7 @@ def plan_quantized(q: QModel, c_name: str, dsp: bool = False) -> QuantPlan:
         width = cell.units
     projection = None
     if q.projection is not None:
-        projection = _layer_plan(f"{c_name}_proj", q.projection, "output projection", dsp)
+        projection = layer_plan(f"{c_name}_proj", q.projection, "output projection")
         arrays += projection.arrays
     state_fracs = q.state_fracs()
     arrays.append(IntArray(f"{c_name}_state_inv2", "float", 2.0 ** (state_fracs + 1), "2 / scale of each state value"))
@@ -313,10 +360,12 @@ def plan_quantized(q: QModel, c_name: str, dsp: bool = False) -> QuantPlan:
     return QuantPlan(q, c_name, cells, memory, projection, arrays, scratch)
 
 
-def emit_quantized_library(q: QModel, c_name: str, dsp: bool = False) -> CLibrary:
+def emit_quantized_library(q: QModel, c_name: str, dsp: bool = False,
+                           sparse_max_density: float = SPARSE_MAX_DENSITY) -> CLibrary:
     """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``, with the figures of the float emitter's manifest.
-    ``dsp``: lay dense weights out for the SMLAD kernel (targets whose core has the DSP extension)."""
-    plan = plan_quantized(q, c_name, dsp)
+    ``dsp``: lay dense weights out for the SMLAD kernel (targets whose core has the DSP extension).
+    ``sparse_max_density``: masked layers keeping less than this fraction of their weights run sparse."""
+    plan = plan_quantized(q, c_name, dsp, sparse_max_density)
     env = template_environment()
     context = {"plan": plan, "q": q, "name": c_name, "NAME": plan.macro, "version": __version__,
                "c_float": c_float, "T": plan.table_consts}
@@ -336,7 +385,7 @@ def _figures(plan: QuantPlan) -> dict:
         "scratch_bytes": 2 * plan.scratch,
         "weight_bytes": plan.weight_bytes,
         "dense_macs_per_step": dense,
-        "sparse_macs_per_step": plan.macs_per_step,
+        "sparse_macs_per_step": sum(layer.kept for layer in plan.layers()),
         "executed_macs_per_step": plan.macs_per_step,
         "sparse_code": plan.needs_sparse,
     }
