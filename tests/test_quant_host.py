@@ -13,7 +13,7 @@ import pytest
 from generated_c import model_ir
 from liquid_edge.data import random_sequences
 from liquid_edge.emit.c_quantized import SPARSE_MAX_DENSITY, emit_quantized_library, plan_quantized
-from liquid_edge.quant import Emulator, quantize
+from liquid_edge.quant import Emulator, quantize, tables
 from liquid_edge.quant.emulator import DT_ONE, quantize_float
 from liquid_edge.quant.qmodel import DT_MAX_Q
 from liquid_edge.runners.host import build_shared_library, load_library
@@ -126,6 +126,10 @@ def test_layouts_of_masked_and_dsp_layers():
     heads = plan.cells[0].heads
     assert heads.headroom.max() > 0 and np.all(heads.layer.shift + heads.headroom >= 33)
     assert plan_quantized(qmodel, "qp", sparse_max_density=1.01).needs_sparse
+    names = [array.name for array in plan.arrays]
+    assert plan.sigmoid_from_tanh and f"qp_t_{tables.TANH}" in names and f"qp_t_{tables.SIGMOID}" not in names
+    qmodel.tables[tables.SIGMOID] = tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT)  # an older model
+    assert f"qp_t_{tables.SIGMOID}" in [array.name for array in plan_quantized(qmodel, "qp").arrays]
     heads.layer.shift[0] = 20      # a ratio near 2^13: no int16 scaling reaches n = 33
     assert not plan_quantized(qmodel, "qp", dsp=True).cells[0].heads.packed
 

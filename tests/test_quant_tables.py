@@ -12,7 +12,7 @@ DOCUMENTED = {tables.TANH: 1.25e-4, tables.SIGMOID: 8e-5, tables.EXP_NEG: 1.55e-
 
 TABLES = [
     tables.build("tanh", tables.TANH_IN, tables.UNIT_OUT),
-    tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT),
+    tables.sigmoid_table(),
     tables.build("exp_neg", tables.EXP_IN, tables.UNIT_OUT, signed=False),
     tables.activation_table("lecun_tanh", 0),
     tables.activation_table("tanh", 0),
@@ -25,6 +25,15 @@ def test_table_error_is_within_the_stated_bound(table):
     assert table.max_error() <= tables.stated_error_bound(table)
     if table.name in DOCUMENTED:
         assert table.max_error() <= DOCUMENTED[table.name]
+
+
+def test_the_gate_sigmoid_is_derived_from_the_tanh_table():
+    """Entry k is 2^14 + (tanh entry k >> 1): the C code reads one table for both, within a step of rounding."""
+    tanh, gate = tables.build("tanh", tables.TANH_IN, tables.UNIT_OUT), tables.sigmoid_table()
+    assert tables.derives_from_tanh(gate, tanh)
+    rounded = tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT)
+    assert not tables.derives_from_tanh(rounded, tanh)
+    assert np.abs(gate.values.astype(np.int64) - rounded.values).max() == 1
 
 
 def test_lookup_interpolates_between_entries_and_hits_them_exactly():

@@ -180,6 +180,10 @@ class QuantPlan:
         return any(layer.sparse for layer in self.layers())
 
     @property
+    def sigmoid_from_tanh(self) -> bool:
+        return sigmoid_from_tanh(self.q)
+
+    @property
     def needs_signed_lut(self) -> bool:
         return any(t.signed for t in self.q.tables.values())
 
@@ -223,6 +227,13 @@ class QuantPlan:
     def table_consts(self) -> dict[str, str]:
         return {"tanh": tables.TANH, "sigmoid": tables.SIGMOID, "exp": tables.EXP_NEG,
                 "tanh_in": tables.TANH_IN, "sigmoid_in": tables.SIGMOID_IN, "exp_in": tables.EXP_IN}
+
+
+def sigmoid_from_tanh(q: QModel) -> bool:
+    """Whether the gate sigmoid is read through the tanh table (``tables.sigmoid_table``), not stored; models
+    quantized before that derivation keep their own sigmoid table."""
+    gate, tanh = q.tables.get(tables.SIGMOID), q.tables.get(tables.TANH)
+    return gate is not None and tanh is not None and tables.derives_from_tanh(gate, tanh)
 
 
 def packed_pairs(weight: np.ndarray, split: int) -> np.ndarray:
@@ -321,7 +332,8 @@ def plan_quantized(q: QModel, c_name: str, dsp: bool = False,
         return _layer_plan(prefix, layer, comment, dsp, sparse_max_density, q.act_bits)
 
     arrays: list[IntArray] = []
-    for table in q.tables.values():
+    derived = {tables.SIGMOID} if sigmoid_from_tanh(q) else set()
+    for table in (t for name, t in q.tables.items() if name not in derived):
         arrays.append(IntArray(f"{c_name}_t_{table.name}", "int16_t", table.values,
                                f"{table.function}: input Q{table.in_frac}, output Q{table.out_frac}"))
     memory = None

@@ -156,7 +156,7 @@ class _Builder:
         bias[2 * hidden:3 * hidden] += 1.0   # ncps adds 1 to the forget gate pre-activation
         fracs = np.repeat([tables.TANH_IN, tables.SIGMOID_IN, tables.SIGMOID_IN, tables.SIGMOID_IN], hidden)
         self.table(tables.build("tanh", tables.TANH_IN, tables.UNIT_OUT))
-        self.table(tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT))
+        self.table(tables.sigmoid_table())
         return self.linear("memory", weight, bias, np.concatenate([in_scale, hidden_act_scales]), fracs,
                            split=len(in_scale))
 
@@ -205,7 +205,7 @@ class _Builder:
         fracs = np.repeat([tables.TANH_IN, tables.TANH_IN, ta_frac, tables.SIGMOID_IN], units)
         heads = self.linear(f"{prefix}.heads", weight, bias, z_scales, fracs, mask, split)
         self.table(tables.build("tanh", tables.TANH_IN, tables.UNIT_OUT))
-        self.table(tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT))
+        self.table(tables.sigmoid_table())
         return QCell(units, cell.mode, cell.activation, state_frac, backbone, out_fracs, table_names, heads,
                      ta_frac=ta_frac)
 

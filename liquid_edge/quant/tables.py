@@ -88,6 +88,21 @@ SIGMOID = table_name("sigmoid", SIGMOID_IN, UNIT_OUT)
 EXP_NEG = table_name("exp_neg", EXP_IN, UNIT_OUT)
 
 
+def sigmoid_table() -> Table:
+    """The gate sigmoid (input Q11, output Q15) derived entry by entry from the tanh table: sigmoid(x) =
+    (1 + tanh(x / 2)) / 2, and the Q11 edge ``v_k`` read as Q12 is ``v_k / 2``, the tanh table's edge ``k``; so
+    entry ``k`` is ``2^14 + (tanh[k] >> 1)`` (floor), within 7.6e-5 of sigmoid. The C code then reads the tanh
+    table for both (one 1 KB array less in flash)."""
+    assert SIGMOID_IN == TANH_IN - 1 and UNIT_OUT == 15
+    tanh = build("tanh", TANH_IN, UNIT_OUT).values.astype(np.int64)
+    return Table("sigmoid", SIGMOID_IN, UNIT_OUT, True, (2 ** 14 + (tanh >> 1)).astype(np.int16))
+
+
+def derives_from_tanh(gate: Table, tanh: Table) -> bool:
+    """Whether ``gate`` holds exactly the entries :func:`sigmoid_table` derives from ``tanh``."""
+    return bool(np.array_equal(gate.values.astype(np.int64), 2 ** 14 + (tanh.values.astype(np.int64) >> 1)))
+
+
 def activation_table(activation: str, pre_frac: int) -> Table:
     """Backbone activation table: lecun_tanh/tanh have fixed formats; silu/gelu use the calibrated ``pre_frac``
     for input and output (both are bounded by their input above and by -0.28 below)."""
