@@ -27,7 +27,7 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
     "$PYTHON" -m pip install -q torch==2.13.0
 fi
 extras=${LIQUID_EDGE_EXTRAS:-test}
-if ! "$PYTHON" -c "import liquid_edge, ncps, unicorn, xdist, matplotlib, elftools" 2>/dev/null \
+if ! "$PYTHON" -c "import liquid_edge, ncps, unicorn, xdist, matplotlib, elftools, sklearn" 2>/dev/null \
    || [ "$("$PYTHON" -c 'import liquid_edge, pathlib; print(pathlib.Path(liquid_edge.__file__).resolve().parent.parent)')" != "$(pwd -P)" ]; then
     echo "setup: installing liquid-edge[$extras] (editable)" >&2
     "$PYTHON" -m pip install -q -e ".[$extras]"

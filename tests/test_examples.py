@@ -109,7 +109,6 @@ def test_folded_standardization_equals_standardizing_the_inputs(wired):
 
 
 def test_statistics_baseline_matches_the_recorded_figures():
-    pytest.importorskip("sklearn")
     sys.path.insert(0, str(ROOT / "benchmarks" / "accuracy"))
     try:
         import statistics_baseline
