@@ -240,3 +240,15 @@ def test_unwritable_output_is_a_one_line_error(write_checkpoint, capsys, locatio
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: cannot write the output folder")
     assert err.count("\n") == 1
+
+
+def test_compile_cli_without_output_writes_a_folder_named_after_the_build(write_checkpoint, tmp_path, capsys,
+                                                                           monkeypatch):
+    checkpoint = write_checkpoint(WIRED)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile", str(checkpoint.path), "--json"])
+    assert exit_info.value.code == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert (tmp_path / f"{checkpoint.path.stem}-host" / "liquid_edge.json").is_file()
+    assert manifest["target"] == "host"

@@ -21,8 +21,9 @@ from liquid_edge.quant.qmodel import SCHEMES
 @click.option("--target", default=HOST_TARGET, show_default=True,
               help="Where the code runs: host, or a core/board listed by 'liquid-edge targets'.")
 @click.option("--board", help="Board of the target core (default: the core's default board).")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output folder (new, empty, or a previous output with --force).")
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path),
+              help="Output folder (new, empty, or a previous output with --force). "
+                   "Default: MODEL's name, target and scheme in the current folder, e.g. ./ncp-cortex-m4-int8.")
 @click.option("--name", help="Model name in the C code (sanitized into the prefix of every symbol).")
 @click.option("--dense", is_flag=True, help="Do not exploit NCP sparsity (store and multiply masked weights).")
 @click.option("--force", is_flag=True, help="Replace a previous liquid-edge output in OUT.")
@@ -44,6 +45,8 @@ def command(model_path: Path, module_path: str | None, mode: str | None, activat
     if quantize is None and calibration is not None:
         raise ConfigError("--calibration is only used by a quantized build", "add --quantize int8|a16w8|pow2")
     model = api.load(model_path, module=module_path, mode=mode, activation=activation, cli=True)
+    if out_dir is None:
+        out_dir = default_output_dir(model_path, target, board, quantize)
     manifest = compile_model(model, out_dir, CompileOptions(
         target=target, board=board, name=name, sparse=not dense, force=force, quantize=quantize,
         calibration=calibration, calibration_method=calibration_method, state_bits=int(state_bits)))
@@ -51,6 +54,12 @@ def command(model_path: Path, module_path: str | None, mode: str | None, activat
         print_json(manifest)
     else:
         click.echo(format_manifest(out_dir, manifest))
+
+
+def default_output_dir(model_path: Path, target: str, board: str | None, quantize: str | None) -> Path:
+    """``./<checkpoint stem>-<target or board>[-<scheme>]``: one folder per build, so builds never collide."""
+    parts = [Path(model_path).stem, board or target, quantize or ""]
+    return Path("-".join(p for p in parts if p))
 
 
 def format_manifest(out_dir: Path, manifest: dict) -> str:
