@@ -133,6 +133,21 @@ class CellPlan:
     heads: LayerPlan
     arrays: list[IntArray] = field(default_factory=list)
 
+    @property
+    def ta_shift(self) -> int:
+        """Right shift of time_a * dt (Q ta_frac times Q16) to the sigmoid's input format."""
+        return self.cell.ta_frac + DT_FRAC - tables.SIGMOID_IN
+
+    @property
+    def ta_dt_needs_64(self) -> bool:
+        """|time_a * dt| < 2^45: from a shift of 14 on, the shifted product fits 32 bits."""
+        return self.ta_shift < 14
+
+    @property
+    def rshift64(self) -> bool:
+        """Whether the cell's update uses the 64-bit rounding shift (pure mode, or a short time_a shift)."""
+        return self.cell.mode == "pure" or self.ta_dt_needs_64
+
 
 @dataclass
 class QuantPlan:
@@ -169,6 +184,10 @@ class QuantPlan:
     def vector(self, size: int) -> int:
         """Length of an int16 vector of ``size`` values: even when packed kernels read it in pairs."""
         return size + size % 2 if self.needs_packed else size
+
+    @property
+    def rshift64_in_cells(self) -> bool:
+        return any(cell.rshift64 for cell in self.cells)
 
     @property
     def requant_only_portable(self) -> bool:
