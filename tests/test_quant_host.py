@@ -125,7 +125,8 @@ def test_layouts_of_masked_and_dsp_layers():
     assert sum(layer.kept for layer in plan.layers()) < plan.macs_per_step
     heads = plan.cells[0].heads
     assert heads.headroom.max() > 0 and np.all(heads.layer.shift + heads.headroom >= 33)
-    assert plan_quantized(qmodel, "qp", sparse_max_density=1.01).needs_sparse
+    sparse = plan_quantized(qmodel, "qp", sparse_max_density=1.01)
+    assert sparse.needs_sparse and sparse.index_ctype == "uint8_t"     # 16 units: byte indices
     names = [array.name for array in plan.arrays]
     assert plan.sigmoid_from_tanh and f"qp_t_{tables.TANH}" in names and f"qp_t_{tables.SIGMOID}" not in names
     qmodel.tables[tables.SIGMOID] = tables.build("sigmoid", tables.SIGMOID_IN, tables.UNIT_OUT)  # an older model

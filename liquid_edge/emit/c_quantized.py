@@ -15,12 +15,12 @@ Layout decisions:
   Without ``__ARM_FEATURE_DSP`` (e.g. on the host) the same layout runs through plain C, bit-identically.
 * Helium cores (M55) keep the int8 rows; the portable kernel has an MVE branch for them (docs/numerics.md).
 * Masked (NCP) layers that keep fewer than ``SPARSE_MAX_DENSITY`` of their weights: only kept synapses are
-  stored (``col`` index and ``start`` offset per row). Denser masked layers run through the dense kernels with
-  their masked weights stored as zeros: a gathered input costs an index load and an address computation per
-  MAC, about three times a dense MAC, and the indices cost flash. The CfC heads of an NCP cell are always that
-  dense (ncps masks ff1 and ff2 only, so time_a and time_b keep every weight): their rows of a few kept synapses
-  each are where per-row overhead dominated. The results are the same either way (a masked weight is an exact
-  zero and the int32 accumulation cannot overflow in any order).
+  stored (``col`` index, and per row its counts in the two column groups; bytes up to 255 inputs). Denser masked layers run through the dense kernels with their masked weights stored as zeros:
+  a gathered input costs an index load and an address computation per MAC, about three times a dense MAC, and
+  the indices cost flash. The CfC heads of an NCP cell are always that dense (ncps masks ff1 and ff2 only, so
+  time_a and time_b keep every weight): their rows of a few kept synapses each are where per-row overhead
+  dominated. The results are the same either way (a masked weight is an exact zero and the int32 accumulation
+  cannot overflow in any order).
 * Activations travel as int16 in every scheme (the int8 scheme keeps them in [-128, 127]): the kernels then
   have one signature, and widening for 16x16 multiply-accumulate costs nothing at run time.
 """
@@ -158,6 +158,7 @@ class QuantPlan:
     projection: LayerPlan | None
     arrays: list[IntArray]
     scratch: int
+    index_ctype: str = "uint16_t"   # column indices and synapse offsets of the sparse layers
 
     @property
     def macro(self) -> str:
@@ -299,10 +300,22 @@ def _packed_requantization(layer: QLinear, headroom: np.ndarray) -> np.ndarray:
     return np.stack([padded(layer.multiplier, 0), padded(layer.multiplier2, 0), high], axis=1).ravel()
 
 
+def _runs_sparse(layer: QLinear, sparse_max_density: float) -> bool:
+    return layer.mask is not None and bool(np.count_nonzero(layer.mask) < sparse_max_density * layer.mask.size)
+
+
+def _index_ctype(layers: list[QLinear], sparse_max_density: float) -> str:
+    """One index type for every sparse layer of the model (one kernel): bytes where every column index and
+    per-row count fits."""
+    widest = max((layer.cols for layer in layers if _runs_sparse(layer, sparse_max_density)), default=0)
+    if widest > 0xFFFF:
+        raise ValueError(f"a sparse layer of {widest} inputs (at most 65535)")
+    return "uint8_t" if widest <= 0xFF else "uint16_t"
+
+
 def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool, sparse_max_density: float,
-                act_bits: int) -> LayerPlan:
-    sparse = layer.mask is not None and np.count_nonzero(layer.mask) < sparse_max_density * layer.mask.size
-    plan = LayerPlan(prefix, layer, sparse=bool(sparse))
+                act_bits: int, index_ctype: str) -> LayerPlan:
+    plan = LayerPlan(prefix, layer, sparse=_runs_sparse(layer, sparse_max_density))
     headroom = headroom_bits(layer, act_bits)
     # The DSP kernel requantizes from the high word only (n >= 33); a layer with a row it cannot scale that far
     # (a ratio above about 2^6 or a huge accumulator: rare) keeps the int8 rows and the general requantization.
@@ -318,13 +331,13 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool, sparse_max
                           + (", rows scaled by 2^headroom" if headroom.any() else "")))
     elif plan.sparse:
         rows, cols = np.nonzero(layer.mask)
-        start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.rows))])
-        if start[-1] > 0xFFFF or layer.cols > 0xFFFF:
-            raise ValueError(f"{prefix}: more than 65535 synapses in one layer")
+        first_group = np.bincount(rows[cols < layer.split], minlength=layer.rows)
+        second_group = np.bincount(rows[cols >= layer.split], minlength=layer.rows)
         a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight[rows, cols],
                           f"{comment}: kept synapses, row order, columns increasing"))
-        a.append(IntArray(f"{prefix}_col", "uint16_t", cols, "input index of each kept synapse"))
-        a.append(IntArray(f"{prefix}_start", "uint16_t", start, "first synapse of each row, then the end"))
+        a.append(IntArray(f"{prefix}_col", index_ctype, cols, "input index of each kept synapse"))
+        a.append(IntArray(f"{prefix}_count", index_ctype, np.stack([first_group, second_group], axis=1).ravel(),
+                          "kept synapses of each row in the first and in the second column group"))
     else:
         a.append(IntArray(f"{prefix}_w", "int8_t", layer.weight, f"{comment} [{layer.rows}][{layer.cols}]"))
     if plan.packed:
@@ -347,8 +360,10 @@ def _layer_plan(prefix: str, layer: QLinear, comment: str, dsp: bool, sparse_max
 
 def plan_quantized(q: QModel, c_name: str, dsp: bool = False,
                    sparse_max_density: float = SPARSE_MAX_DENSITY) -> QuantPlan:
+    index_ctype = _index_ctype([layer for _, layer in q.linears()], sparse_max_density)
+
     def layer_plan(prefix: str, layer: QLinear, comment: str) -> LayerPlan:
-        return _layer_plan(prefix, layer, comment, dsp, sparse_max_density, q.act_bits)
+        return _layer_plan(prefix, layer, comment, dsp, sparse_max_density, q.act_bits, index_ctype)
 
     arrays: list[IntArray] = []
     derived = {tables.SIGMOID} if sigmoid_from_tanh(q) else set()
@@ -388,7 +403,7 @@ def plan_quantized(q: QModel, c_name: str, dsp: bool = False,
     arrays.append(IntArray(f"{c_name}_state_scale", "float", 2.0 ** -state_fracs.astype(np.float64),
                            "scale of each state value"))
     arrays.append(IntArray(f"{c_name}_input_inv2", "float", q.input_inv_scale2, "2 / scale of each input"))
-    return QuantPlan(q, c_name, cells, memory, projection, arrays, scratch)
+    return QuantPlan(q, c_name, cells, memory, projection, arrays, scratch, index_ctype)
 
 
 def emit_quantized_library(q: QModel, c_name: str, dsp: bool = False,
