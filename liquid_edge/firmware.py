@@ -25,7 +25,7 @@ from liquid_edge import elf_size
 from liquid_edge.assets import asset_dir
 from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
 from liquid_edge.output import format_table, progress
-from liquid_edge.targets import TARGETS_PATH_ENV, Target, load_catalog
+from liquid_edge.target_catalog import TARGETS_PATH_ENV, Target, load_catalog
 
 CROSS_GCC = "arm-none-eabi-gcc"
 INSTALL_HINT = "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi"

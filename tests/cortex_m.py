@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from liquid_edge.cli import main
-from liquid_edge.compile import CompileOptions, compile_model
+from liquid_edge.compiler import CompileOptions, compile_model
 from liquid_edge.loaders.ncps_layout import CfCOptions, build_cfc
 from models import Config, build
 

@@ -7,11 +7,11 @@ import pytest
 
 from cortex_m import compile_for, needs_cross, needs_qemu, run_cli, run_cli_json
 from liquid_edge import firmware
-from liquid_edge.bench import (QEMU_METHOD, bench, count_step_instructions, count_with_qemu_log,
+from liquid_edge.benchmark import (QEMU_METHOD, bench, count_step_instructions, count_with_qemu_log,
                                thumb_instruction_count)
 from liquid_edge.data import random_sequences
 from liquid_edge.errors import RunError
-from liquid_edge.targets import TARGETS_PATH_ENV
+from liquid_edge.target_catalog import TARGETS_PATH_ENV
 from models import DENSE, WIRED
 from test_targets import EXTRA_BOARD
 
@@ -111,7 +111,7 @@ def test_an_emulator_stop_is_a_one_line_error():
     import unicorn
     from unicorn import arm_const
 
-    from liquid_edge.bench import _call
+    from liquid_edge.benchmark import _call
 
     emu = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
     with pytest.raises(RunError, match=r"stopped at pc 0x.*UC_ERR_FETCH_UNMAPPED.*stack overflowed"):

@@ -15,7 +15,7 @@ import pytest
 from generated_c import model_ir
 from liquid_edge import __version__, ir_io
 from liquid_edge.cli import main
-from liquid_edge.compile import CompileOptions, compile_model, read_manifest
+from liquid_edge.compiler import CompileOptions, compile_model, read_manifest
 from liquid_edge.emit.c_library import emit_c_library, plan_library
 from liquid_edge.emit.naming import MAX_LENGTH, c_identifier
 from liquid_edge.errors import ConfigError, LiquidEdgeError

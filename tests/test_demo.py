@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from liquid_edge.cli import main
-from liquid_edge.demo import BUILDS, EXAMPLES, MARKER_FILE, QUICK_SEQUENCES, RESULTS_FILE, format_results
-from liquid_edge.report.records import read_verifications
+from liquid_edge.demo_run import BUILDS, EXAMPLES, MARKER_FILE, QUICK_SEQUENCES, RESULTS_FILE, format_results
+from liquid_edge.reporting.records import read_verifications
 
 pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                                 reason="needs arm-none-eabi-gcc and qemu-system-arm")

@@ -15,7 +15,7 @@ from liquid_edge import firmware, ir_io, reference
 from liquid_edge.data import random_sequences
 from liquid_edge.errors import BuildError, ConfigError, ToolMissingError
 from liquid_edge.runners.qemu import parse_console, run_image
-from liquid_edge.targets import TARGETS_PATH_ENV, load_catalog
+from liquid_edge.target_catalog import TARGETS_PATH_ENV, load_catalog
 from models import DENSE, WIRED, build
 from test_targets import EXTRA_BOARD
 

@@ -42,7 +42,7 @@ def test_installed_copy_finds_its_assets_and_compiles(installed_copy, tmp_path):
         "assert liquid_edge.__file__.startswith(sys.argv[1]), liquid_edge.__file__\n"
         "for name in ('codegen', 'firmware_templates', 'targets'):\n"
         "    assert str(a.asset_dir(name)).startswith(sys.argv[1]), a.asset_dir(name)\n"
-        "from liquid_edge.targets import resolve_target\n"
+        "from liquid_edge.target_catalog import resolve_target\n"
         "print(resolve_target('cortex-m4', None).core.name)\n"
     )
     env = {"PYTHONPATH": str(installed_copy), "PATH": "/usr/bin:/bin"}

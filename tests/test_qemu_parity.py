@@ -13,8 +13,8 @@ import pytest
 from cortex_m import compile_for, needs_cross, needs_qemu, run_cli, run_cli_json
 from liquid_edge.errors import RunError
 from liquid_edge.runners.qemu import parse_console, run_image
-from liquid_edge.targets import load_catalog
-from liquid_edge.verify import MIN_FLOAT_TOLERANCE
+from liquid_edge.target_catalog import load_catalog
+from liquid_edge.parity import MIN_FLOAT_TOLERANCE
 from models import DENSE, WIRED
 
 pytestmark = [pytest.mark.qemu, pytest.mark.cross, needs_cross, needs_qemu]

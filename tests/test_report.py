@@ -14,10 +14,10 @@ import pytest
 
 from liquid_edge import api
 from liquid_edge.cli import main
-from liquid_edge.compile import CompileOptions, compile_model
+from liquid_edge.compiler import CompileOptions, compile_model
 from liquid_edge.data import load_sequences
-from liquid_edge.report.records import read_verifications
-from liquid_edge.verify import verify
+from liquid_edge.reporting.records import read_verifications
+from liquid_edge.parity import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "examples" / "basic_motions" / "models" / "ncp.pt"
@@ -138,7 +138,7 @@ def test_quantization_error_per_tensor_covers_each_layer_and_the_outputs(tmp_pat
     from liquid_edge.quant import qmodel
     from liquid_edge.quant.emulator import Emulator
     from liquid_edge.quant.quantize import quantize
-    from liquid_edge.report.quant_error import tensor_errors
+    from liquid_edge.reporting.quant_error import tensor_errors
 
     model = api.load(CHECKPOINT)
     quantized = quantize(model, load_sequences(TRAIN_DATA))
@@ -160,7 +160,7 @@ def test_quantization_error_per_tensor_covers_each_layer_and_the_outputs(tmp_pat
 
 
 def test_figures_are_png(tmp_path):
-    from liquid_edge.report import plots
+    from liquid_edge.reporting import plots
 
     rng = np.random.default_rng(0)
     expected = rng.standard_normal((20, 3))

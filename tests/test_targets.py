@@ -6,7 +6,7 @@ import pytest
 
 from cortex_m import run_cli, run_cli_json
 from liquid_edge.errors import ConfigError
-from liquid_edge.targets import TARGETS_PATH_ENV, TargetFileError, load_catalog
+from liquid_edge.target_catalog import TARGETS_PATH_ENV, TargetFileError, load_catalog
 
 CORES = ("cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 EMULATED_BOARDS = {"mps2-an385": "cortex-m3", "mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7",

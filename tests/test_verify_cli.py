@@ -14,10 +14,10 @@ from cortex_m import compile_for, needs_cross
 from generated_c import model_ir
 from liquid_edge import api
 from liquid_edge.cli import main
-from liquid_edge.compile import CompileOptions, compile_model
+from liquid_edge.compiler import CompileOptions, compile_model
 from liquid_edge.data import DataError
-from liquid_edge.targets import TARGETS_PATH_ENV
-from liquid_edge.verify import (MIN_FLOAT_TOLERANCE, NOISE_FLOOR_BASIS, NOISE_FLOOR_FACTOR, USER_BASIS, Expected,
+from liquid_edge.target_catalog import TARGETS_PATH_ENV
+from liquid_edge.parity import (MIN_FLOAT_TOLERANCE, NOISE_FLOOR_BASIS, NOISE_FLOOR_FACTOR, USER_BASIS, Expected,
                                 compare, file_stem, verify)
 from models import DENSE
 from test_targets import EXTRA_BOARD

@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("results", nargs="?", type=Path, help="demo.json of a full `liquid-edge demo -o DIR` run")
     args = parser.parse_args()
     if args.results is None:
-        from liquid_edge.demo import run
+        from liquid_edge.demo_run import run
 
         results = run()
     else:

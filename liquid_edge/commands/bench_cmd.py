@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from liquid_edge.bench import DEFAULT_STEPS, bench
-from liquid_edge.compile import read_manifest
+from liquid_edge import api
+from liquid_edge.benchmark import DEFAULT_STEPS
 from liquid_edge.output import format_table, print_json
 
 
@@ -18,7 +18,7 @@ from liquid_edge.output import format_table, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def command(out_dir: Path, steps: int, as_json: bool) -> None:
     """Count the instructions one step executes on OUT's Cortex-M core (the same number every run)."""
-    report = bench(out_dir, read_manifest(out_dir), steps=steps)
+    report = api.bench(out_dir, steps=steps)
     if as_json:
         print_json(report)
     else:

@@ -8,8 +8,7 @@ import click
 
 from liquid_edge import api
 from liquid_edge.commands.inspect_cmd import model_options
-from liquid_edge.compile import HOST_TARGET, CompileOptions, compile_model
-from liquid_edge.errors import ConfigError
+from liquid_edge.compiler import HOST_TARGET
 from liquid_edge.firmware import format_firmware
 from liquid_edge.output import format_table, print_json
 from liquid_edge.quant.calibration import METHODS
@@ -42,14 +41,12 @@ def command(model_path: Path, module_path: str | None, mode: str | None, activat
             board: str | None, out_dir: Path, name: str | None, dense: bool, force: bool, quantize: str | None,
             calibration: str | None, calibration_method: str, state_bits: str, as_json: bool) -> None:
     """Compile MODEL into dependency-free C99 in OUT (and a firmware project for Cortex-M targets)."""
-    if quantize is None and calibration is not None:
-        raise ConfigError("--calibration is only used by a quantized build", "add --quantize int8|a16w8|pow2")
     model = api.load(model_path, module=module_path, mode=mode, activation=activation, cli=True)
     if out_dir is None:
         out_dir = default_output_dir(model_path, target, board, quantize)
-    manifest = compile_model(model, out_dir, CompileOptions(
-        target=target, board=board, name=name, sparse=not dense, force=force, quantize=quantize,
-        calibration=calibration, calibration_method=calibration_method, state_bits=int(state_bits)))
+    manifest = api.compile(model, out_dir, target=target, board=board, name=name, sparse=not dense, force=force,
+                           quantize=quantize, calibration=calibration, calibration_method=calibration_method,
+                           state_bits=int(state_bits))
     if as_json:
         print_json(manifest)
     else:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from liquid_edge import api
 from liquid_edge.errors import EXIT_OK, EXIT_PARITY_FAILED
 from liquid_edge.output import print_json
 
@@ -20,9 +21,9 @@ def command(output: Path | None, quick: bool, as_json: bool) -> int:
     """Train-free end-to-end run on the example datasets: float32 and int8 builds for a Cortex-M4, each run under
     QEMU over the test split; prints accuracy (from the firmware's outputs), memory and instructions per step.
     Exits with 1 when a build fails its parity check."""
-    from liquid_edge.demo import format_results, run
+    from liquid_edge.demo_run import format_results
 
-    results = run(output, quick=quick)
+    results = api.demo(output, quick=quick)
     if as_json:
         print_json(results)
     else:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from liquid_edge import api
 from liquid_edge.output import print_json
 
 
@@ -19,12 +20,9 @@ from liquid_edge.output import print_json
 def command(out_dir: Path, page: Path, fmt: str | None, as_json: bool) -> None:
     """Write a report on OUT: model summary, memory, instructions per step, parity of every backend that ran
     (run 'liquid-edge verify OUT' first), output traces, error histograms, quantization error per tensor."""
-    from liquid_edge.report.collect import collect
-    from liquid_edge.report.render import format_for, write
-
-    report = collect(out_dir)
-    written = write(report, page, format_for(page, fmt))
+    report = api.report(out_dir, page, fmt=fmt)
+    written = report["files"]
     if as_json:
-        print_json(dict(report.data, files=[str(p) for p in written]))
+        print_json(report)
     else:
         click.echo(f"wrote {written[0]}" + (f" and {len(written) - 1} figure(s)" if len(written) > 1 else ""))

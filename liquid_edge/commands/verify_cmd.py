@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from liquid_edge import api
 from liquid_edge.errors import EXIT_OK, EXIT_PARITY_FAILED
 from liquid_edge.output import format_table, print_json
 from liquid_edge.runners import BACKENDS
-from liquid_edge.verify import ALL_BACKENDS, MIN_FLOAT_TOLERANCE, NOISE_FLOOR_FACTOR, USER_BASIS, verify
+from liquid_edge.parity import ALL_BACKENDS, MIN_FLOAT_TOLERANCE, NOISE_FLOOR_FACTOR, USER_BASIS
 
 
 @click.command("verify")
@@ -33,7 +34,7 @@ from liquid_edge.verify import ALL_BACKENDS, MIN_FLOAT_TOLERANCE, NOISE_FLOOR_FA
 def command(out_dir: Path, on: str, data: Path | None, steps: int | None, count: int | None,
             tolerance: float | None, save: Path | None, as_json: bool) -> int:
     """Run the same sequences through the reference and the compiled code of OUT; exit 1 on a parity failure."""
-    report = verify(out_dir, on=on, data=data, count=count, steps=steps, tolerance=tolerance, save=save)
+    report = api.verify(out_dir, on=on, data=data, sequences=count, steps=steps, tolerance=tolerance, save=save)
     if as_json:
         print_json(report)
     else:

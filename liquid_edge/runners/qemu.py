@@ -20,7 +20,7 @@ from liquid_edge.data import Sequences
 from liquid_edge.elf_size import memory_table
 from liquid_edge.errors import ConfigError, RunError, ToolMissingError
 from liquid_edge.runners.base import BackendRun
-from liquid_edge.targets import Target, load_catalog
+from liquid_edge.target_catalog import Target, load_catalog
 
 QEMU = "qemu-system-arm"
 QEMU_INSTALL_HINT = "apt-get install --no-install-recommends qemu-system-arm"
@@ -48,7 +48,7 @@ def run(out_dir: Path, manifest: dict, sequences: Sequences) -> BackendRun:
     if target.board.qemu_machine is None:
         raise ConfigError(f"board {target.board.name} is not emulated by QEMU",
                           "compile for a board with a [qemu] machine (see 'liquid-edge targets')")
-    from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
+    from liquid_edge.parity import expected_outputs  # verify imports the backend registry, hence here
 
     library = firmware.library_of(out_dir, manifest)
     expected = expected_outputs(out_dir, manifest, sequences)

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from liquid_edge import api, reference
-from liquid_edge.compile import CompileOptions, compile_model
+from liquid_edge.compiler import CompileOptions, compile_model
 from liquid_edge.data import load_sequences
 from liquid_edge.errors import LiquidEdgeError
 from liquid_edge.output import format_table, progress
-from liquid_edge.report.collect import collect, measure_cost
-from liquid_edge.report.records import read_verifications
-from liquid_edge.report.render import write
-from liquid_edge.verify import verify
+from liquid_edge.reporting.collect import collect, measure_cost
+from liquid_edge.reporting.records import read_verifications
+from liquid_edge.reporting.render import write
+from liquid_edge.parity import verify
 
 TARGET = "cortex-m4"
 QUICK_SEQUENCES = 8

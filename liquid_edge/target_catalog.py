@@ -160,6 +160,30 @@ def load_catalog(extra_dirs: Iterable[str | Path] = ()) -> Catalog:
     return Catalog(cores, boards)
 
 
+def describe_catalog(catalog: Catalog) -> dict:
+    """The listing of ``liquid-edge targets --json``: every core and board, and the folders searched."""
+    return {
+        "cores": [{"name": core.name, "description": core.description, "arch": core.arch,
+                   "features": core.features(), "cflags": list(core.cflags), "default_board": core.default_board,
+                   "bench_counter": _counter(core, catalog), "file": str(core.path)}
+                  for core in sorted(catalog.cores.values(), key=lambda c: c.name)],
+        "boards": [{"name": board.name, "description": board.description, "cores": list(board.cores),
+                    "flash": {"origin": board.flash.origin, "length": board.flash.length},
+                    "ram": {"origin": board.ram.origin, "length": board.ram.length},
+                    "stack_size": board.stack_size, "startup": board.startup, "console": board.console.kind,
+                    "qemu_machine": board.qemu_machine, "file": str(board.path)}
+                   for board in sorted(catalog.boards.values(), key=lambda b: b.name)],
+        "search_path": [str(folder) for folder in search_dirs()],
+    }
+
+
+def _counter(core: Core, catalog: Catalog) -> str | None:
+    """How `liquid-edge bench` counts on this core (on its default board)."""
+    if core.unicorn_cpu is not None:
+        return "unicorn"
+    return "qemu" if catalog.boards[core.default_board].qemu_machine is not None else None
+
+
 def resolve_target(core_name: str, board_name: str | None = None) -> Target:
     return load_catalog().resolve(core_name, board_name)
 

@@ -1,4 +1,4 @@
-"""Write a :class:`~liquid_edge.report.collect.Report` as one self-contained HTML file (figures as data URIs) or as
+"""Write a :class:`~liquid_edge.reporting.collect.Report` as one self-contained HTML file (figures as data URIs) or as
 Markdown with its figures as PNG files in ``<stem>_files/`` beside it. Files appear whole or not at all."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from liquid_edge.output import _cell
-from liquid_edge.report.collect import Report
+from liquid_edge.reporting.collect import Report
 
 FORMATS = ("html", "md")
 
@@ -54,7 +54,7 @@ def _replace(path: Path, content: bytes) -> None:
 
 
 def render_html(report: Report) -> str:
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("liquid_edge.report", "templates"),
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("liquid_edge.reporting", "templates"),
                                      autoescape=True, trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(base64=lambda data: base64.b64encode(data).decode("ascii"),
                                cell_text=_cell, cell_class=_cell_class)

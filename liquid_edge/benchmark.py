@@ -24,7 +24,7 @@ from liquid_edge import elf_size, firmware
 from liquid_edge.data import Sequences, random_sequences
 from liquid_edge.errors import BuildError, RunError, ToolMissingError
 from liquid_edge.runners import qemu
-from liquid_edge.targets import Target
+from liquid_edge.target_catalog import Target
 
 DEFAULT_STEPS = 32
 UNICORN_METHOD = "executed instructions counted by the unicorn emulator, per translated block (not cycles)"
@@ -94,7 +94,7 @@ def bench(out_dir: Path, manifest: dict, steps: int = DEFAULT_STEPS, seed: int =
 def _check_outputs(out_dir: Path, manifest: dict, data: Sequences, outputs: np.ndarray) -> None:
     """Counts are only meaningful if the emulated code computed the right thing: compare with what ``verify``
     expects (bit-exact builds: equality; float builds: within verify's default tolerance)."""
-    from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
+    from liquid_edge.parity import expected_outputs  # verify imports the backend registry, hence here
 
     expected = expected_outputs(out_dir, manifest, data)
     error = float(np.max(np.abs(outputs - expected.outputs[0]))) if outputs.size else 0.0
@@ -172,7 +172,7 @@ def count_with_qemu_log(out_dir: Path, manifest: dict, target: Target, library: 
     """For cores unicorn does not model: run the bench driver under QEMU, one instruction per translation block,
     with every block execution logged; a step is what runs between a pair of ``le_bench_mark`` calls outside
     ``main``. The driver also measures the peak stack of a step. Built in a temporary copy of the project."""
-    from liquid_edge.verify import expected_outputs  # verify imports the backend registry, hence here
+    from liquid_edge.parity import expected_outputs  # verify imports the backend registry, hence here
 
     expected = expected_outputs(out_dir, manifest, data).outputs
     with tempfile.TemporaryDirectory(prefix="liquid-edge-bench-") as tmp:

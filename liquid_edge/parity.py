@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from liquid_edge import ir_io, reference
-from liquid_edge.compile import MODEL_DIR, read_manifest
+from liquid_edge.compiler import MODEL_DIR, read_manifest
 from liquid_edge.data import Sequences, check_shape, load_sequences, random_sequences
 from liquid_edge.errors import ConfigError
 from liquid_edge.ir import Model
 from liquid_edge.output import progress
-from liquid_edge.report.records import record_verification
+from liquid_edge.reporting.records import record_verification
 from liquid_edge.runners import BACKENDS, Backend
 
 DEFAULT_SEQUENCES = 4

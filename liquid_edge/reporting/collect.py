@@ -1,7 +1,7 @@
 """Everything the report shows about one compiled output folder, as titled tables and figures.
 
 Sources: the manifest (model summary, target, memory of the firmware image), the IR copy in ``OUT/model``, the
-verification records in ``OUT/verify`` (one per backend that ran), ``liquid_edge.bench`` for the instruction count
+verification records in ``OUT/verify`` (one per backend that ran), ``liquid_edge.benchmark`` for the instruction count
 of a step (measured when the report is made: same image, same inputs, same count), and for quantized builds the
 integer emulator run next to the float reference.
 """
@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from liquid_edge import ir_io, reference
-from liquid_edge.compile import MODEL_DIR, read_manifest
+from liquid_edge.compiler import MODEL_DIR, read_manifest
 from liquid_edge.elf_size import memory_table
 from liquid_edge.errors import LiquidEdgeError
 from liquid_edge.firmware import STATE_SYMBOL
 from liquid_edge.ir import Model
 from liquid_edge.output import progress
-from liquid_edge.report import plots
-from liquid_edge.report.records import Verification, read_verifications
+from liquid_edge.reporting import plots
+from liquid_edge.reporting.records import Verification, read_verifications
 
 #: Sequences of the verification data used to measure the quantization error per tensor.
 QUANT_ERROR_SEQUENCES = 16
@@ -122,7 +122,7 @@ def measure_cost(out_dir: Path, manifest: dict) -> dict | None:
     """``bench`` of the firmware image (None without one); when counting fails, why, in ``counting_unavailable``."""
     if not (manifest.get("firmware") or {}).get("memory"):
         return None
-    from liquid_edge.bench import bench
+    from liquid_edge.benchmark import bench
 
     progress("report: counting the instructions of a step")
     try:
@@ -224,7 +224,7 @@ def _quantization_section(out_dir: Path, manifest: dict, model: Model,
                           verifications: list[Verification]) -> Section | None:
     if not manifest.get("quantization"):
         return None
-    from liquid_edge.report.quant_error import tensor_errors
+    from liquid_edge.reporting.quant_error import tensor_errors
 
     if verifications:
         x, dt = verifications[0].inputs[:QUANT_ERROR_SEQUENCES], verifications[0].dt[:QUANT_ERROR_SEQUENCES]

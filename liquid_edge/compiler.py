@@ -28,8 +28,8 @@ from liquid_edge.emit.naming import c_identifier
 from liquid_edge.errors import ConfigError, LiquidEdgeError
 from liquid_edge.firmware import FIRMWARE_DIR, add_firmware
 from liquid_edge.ir import Model
-from liquid_edge.report.records import VERIFY_DIR
-from liquid_edge.targets import resolve_target
+from liquid_edge.reporting.records import VERIFY_DIR
+from liquid_edge.target_catalog import resolve_target
 
 HOST_TARGET = "host"
 MANIFEST_NAME = "liquid_edge.json"
@@ -70,7 +70,7 @@ def compile_model(model: Model, out_dir: Path, options: CompileOptions = Compile
     """Write the output folder for ``model`` and return its manifest."""
     # A symlinked OUT stays a link: the output goes into the folder it points to.
     out_dir = Path(out_dir).resolve() if Path(out_dir).is_symlink() else Path(out_dir)
-    _check_target(options)
+    _check_options(options)
     _check_destination(out_dir, options.force)
     c_name = c_identifier(options.name or model.name)
     staging = _staging_folder(out_dir)
@@ -129,8 +129,11 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     return emit_quantized_library(quantized, c_name, dsp=dsp), quant_model.describe(quantized) | {"dsp_kernels": dsp}
 
 
-def _check_target(options: CompileOptions) -> None:
-    """Fail before anything is written: host takes no board, other targets must name a known core (and board)."""
+def _check_options(options: CompileOptions) -> None:
+    """Fail before anything is written: calibration data only with a scheme; host takes no board, other targets
+    must name a known core (and board)."""
+    if options.quantize is None and options.calibration is not None:
+        raise ConfigError("--calibration is only used by a quantized build", "add --quantize int8|a16w8|pow2")
     if options.target != HOST_TARGET:
         resolve_target(options.target, options.board)
     elif options.board is not None:

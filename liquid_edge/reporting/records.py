@@ -23,7 +23,7 @@ VERIFY_DIR = "verify"
 @dataclass(frozen=True)
 class Verification:
     stem: str
-    result: dict                # backend, passed, max_abs_error, rmse, ... (see liquid_edge.verify.compare)
+    result: dict                # backend, passed, max_abs_error, rmse, ... (see liquid_edge.parity.compare)
     data: str                   # where the sequences came from
     expected_label: str         # "float64 reference" or the integer emulator
     inputs: np.ndarray
