@@ -2,7 +2,9 @@
 
 The class is read from the model's output at the last step: the motor neurons of the NCP, the projection of the
 dense CfC. Training is full-batch Adam with a fixed number of epochs and fixed seeds (no early stopping on the test
-split), so a rerun on the same versions of torch and ncps gives the same checkpoints.
+split), so a rerun on the same machine and versions of torch and ncps gives the same checkpoints. On another CPU,
+float rounding in PyTorch's kernels can differ, and a few hundred epochs of Adam amplify it: the weights then
+differ and the test accuracy moves by a few tenths of a point. The committed checkpoints are the reference.
 
 Every model is saved as ``models/<name>.pt`` (the ``state_dict``) and the loader's sidecar ``models/<name>.pt.json``
 (what the tensors cannot tell: the CfC mode, the backbone activation of dense models, the wiring kind, and the model

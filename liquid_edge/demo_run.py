@@ -123,8 +123,9 @@ def _run(output: Path, quick: bool, keep: bool) -> dict:
             model = api.load(example.checkpoint(model_key))
             metrics = example.recorded_metrics(model_key)
             reference_outputs, _ = reference.run(model, test.x[:count], None if test.dt is None else test.dt[:count])
-            entry = {"dataset": example.title, "model": model.name,
-                     "parameters": api.inspect(model)["parameters"]["stored"], "test_sequences": count, "steps": test.steps,
+            entry = {"dataset": example.title, "example": example.dataset, "checkpoint": model_key,
+                     "model": model.name, "parameters": api.inspect(model)["parameters"]["stored"],
+                     "test_sequences": count, "steps": test.steps,
                      "accuracy": {"pytorch_float32": None if quick else metrics["test_accuracy"],
                                   "reference_float64": accuracy(reference_outputs, labels)},
                      "builds": {}}
