@@ -1,4 +1,4 @@
-"""Locate the asset folders (codegen/, firmware_templates/, targets/).
+"""Locate the asset folders (codegen/, firmware_templates/, targets/, and the demo's examples/).
 
 In a wheel they live in ``liquid_edge/_assets/<name>``; in a source checkout (or an editable install) they are
 the top-level folders of the repository, next to the package.

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from liquid_edge import api, reference
+from liquid_edge.assets import asset_dir
 from liquid_edge.compiler import CompileOptions, compile_model
 from liquid_edge.data import load_sequences
 from liquid_edge.errors import LiquidEdgeError
@@ -37,7 +38,6 @@ QUICK_SEQUENCES = 8
 RESULTS_FILE = "demo.json"
 #: Written first into an output folder, so a folder left by an interrupted run is still recognised as the demo's.
 MARKER_FILE = ".liquid-edge-demo"
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 
 class DemoError(LiquidEdgeError):
@@ -51,14 +51,14 @@ class Example:
     models: tuple[str, ...] = ("ncp", "dense")
 
     def checkpoint(self, model: str) -> Path:
-        return EXAMPLES_DIR / self.dataset / "models" / f"{model}.pt"
+        return asset_dir("examples") / self.dataset / "models" / f"{model}.pt"
 
     def data(self, split: str) -> Path:
-        return EXAMPLES_DIR / "data" / f"{self.dataset}_{split}.npz"
+        return asset_dir("examples") / "data" / f"{self.dataset}_{split}.npz"
 
     def recorded_metrics(self, model: str) -> dict:
         """Figures written by the training script (PyTorch float32 accuracy on the whole test split)."""
-        return json.loads((EXAMPLES_DIR / self.dataset / "models" / "metrics.json").read_text())[model]
+        return json.loads((asset_dir("examples") / self.dataset / "models" / "metrics.json").read_text())[model]
 
 
 EXAMPLES = (
@@ -93,11 +93,13 @@ def run(output: Path | None = None, quick: bool = False) -> dict:
 
 
 def _check_examples() -> None:
-    missing = [str(e.checkpoint(m)) for e in EXAMPLES for m in e.models if not e.checkpoint(m).is_file()]
-    missing += [str(e.data(s)) for e in EXAMPLES for s in ("train", "test") if not e.data(s).is_file()]
+    missing = [e.checkpoint(m) for e in EXAMPLES for m in e.models if not e.checkpoint(m).is_file()]
+    missing += [e.data(s) for e in EXAMPLES for s in ("train", "test") if not e.data(s).is_file()]
     if missing:
-        raise DemoError(f"the demo's example files are missing: {', '.join(missing)}",
-                        "run the demo from a source checkout of liquid-edge (scripts/demo.sh)")
+        raise DemoError(f"{len(missing)} of the demo's example files are missing from {asset_dir('examples')}, "
+                        f"e.g. {missing[0].relative_to(asset_dir('examples'))}",
+                        "reinstall liquid-edge (pip install --force-reinstall liquid-edge), or restore examples/ "
+                        "in a source checkout (git checkout -- examples)")
 
 
 def _check_output(output: Path) -> None:

@@ -1,13 +1,16 @@
-"""The wheel carries the asset folders, and an installed copy finds them and compiles from them."""
+"""The wheel carries the asset folders and the demo's examples; an installed copy finds them and runs from them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from cortex_m import needs_cross, needs_qemu
 
 REPO = Path(__file__).resolve().parent.parent
 ASSET_FOLDERS = ("codegen", "firmware_templates", "targets")
@@ -35,18 +38,48 @@ def test_wheel_holds_every_asset_file(installed_copy):
         assert shipped and shipped == unpacked, folder
 
 
-def test_installed_copy_finds_its_assets_and_compiles(installed_copy, tmp_path):
-    # Run from a folder outside the checkout so nothing resolves to the source tree.
+def test_wheel_holds_what_the_demo_runs_on(installed_copy):
+    from liquid_edge.demo_run import EXAMPLES
+
+    examples = installed_copy / "liquid_edge" / "_assets" / "examples"
+    for example in EXAMPLES:
+        for model in example.models:
+            for suffix in (".pt", ".pt.json"):
+                assert (examples / example.dataset / "models" / f"{model}{suffix}").is_file(), (example, model)
+        assert (examples / example.dataset / "models" / "metrics.json").is_file()
+        for split in ("train", "test"):
+            assert (examples / "data" / f"{example.dataset}_{split}.npz").is_file(), (example, split)
+
+
+def _run_installed(installed_copy: Path, cwd: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``python -m liquid_edge ARGV`` from the unpacked wheel, in a folder outside the checkout."""
+    env = {"PYTHONPATH": str(installed_copy), "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_installed_copy_finds_its_assets(installed_copy, tmp_path):
     script = (
         "import liquid_edge, liquid_edge.assets as a, sys\n"
         "assert liquid_edge.__file__.startswith(sys.argv[1]), liquid_edge.__file__\n"
-        "for name in ('codegen', 'firmware_templates', 'targets'):\n"
+        "for name in ('codegen', 'firmware_templates', 'targets', 'examples'):\n"
         "    assert str(a.asset_dir(name)).startswith(sys.argv[1]), a.asset_dir(name)\n"
-        "from liquid_edge.target_catalog import resolve_target\n"
-        "print(resolve_target('cortex-m4', None).core.name)\n"
     )
-    env = {"PYTHONPATH": str(installed_copy), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", script, str(installed_copy)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True)
+    result = _run_installed(installed_copy, tmp_path, "-c", script, str(installed_copy))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "cortex-m4"
+
+
+@needs_cross
+@needs_qemu
+def test_installed_copy_compiles_verifies_and_runs_the_demo(installed_copy, tmp_path):
+    """From the wheel alone: compile a shipped checkpoint for a Cortex-M4 (firmware from the installed templates),
+    verify it on the host, and run the quick demo on the shipped data under QEMU."""
+    checkpoint = installed_copy / "liquid_edge" / "_assets" / "examples" / "italy_power_demand" / "models" / "ncp.pt"
+    result = _run_installed(installed_copy, tmp_path, "-m", "liquid_edge", "compile", str(checkpoint),
+                            "--target", "cortex-m4", "-o", "out", "--json")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "firmware" / "startup.c").is_file()
+    result = _run_installed(installed_copy, tmp_path, "-m", "liquid_edge", "verify", "out", "--steps", "30")
+    assert result.returncode == 0, result.stderr
+    result = _run_installed(installed_copy, tmp_path, "-m", "liquid_edge", "demo", "--quick", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["passed"] is True
