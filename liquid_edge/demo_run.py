@@ -14,6 +14,7 @@ The class of a sequence is the arg-max of the model's outputs at its last step, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -107,10 +108,14 @@ def _check_output(output: Path) -> None:
     if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / MARKER_FILE).is_file())):
         raise DemoError(f"{output} exists and is not a previous demo output",
                         "pass a new or empty folder with -o")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / MARKER_FILE).touch()
+    except OSError as exc:
+        raise DemoError(f"cannot write the demo's output folder {output}: {exc.strerror}",
+                        "pass a writable folder with -o") from None
     for example in EXAMPLES:
         shutil.rmtree(output / example.dataset, ignore_errors=True)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / MARKER_FILE).touch()
 
 
 def _run(output: Path, quick: bool, keep: bool) -> dict:
@@ -118,13 +123,13 @@ def _run(output: Path, quick: bool, keep: bool) -> dict:
     done = 0
     results = []
     for example in EXAMPLES:
-        test = load_sequences(example.data("test"))
-        count = QUICK_SEQUENCES if quick else test.count
-        labels = test.y[:count]
+        test_path = _test_data(example, output, quick)
+        test = load_sequences(test_path)
+        count, labels = test.count, test.y
         for model_key in example.models:
             model = api.load(example.checkpoint(model_key))
             metrics = example.recorded_metrics(model_key)
-            reference_outputs, _ = reference.run(model, test.x[:count], None if test.dt is None else test.dt[:count])
+            reference_outputs, _ = reference.run(model, test.x, test.dt)
             entry = {"dataset": example.title, "example": example.dataset, "checkpoint": model_key,
                      "model": model.name, "parameters": api.inspect(model)["parameters"]["stored"],
                      "test_sequences": count, "steps": test.steps,
@@ -136,7 +141,7 @@ def _run(output: Path, quick: bool, keep: bool) -> dict:
                 progress(f"demo: [{done}/{total}] {model.name} {build}: compile for {TARGET}, run {count} test "
                          f"sequences under QEMU, count instructions")
                 out = output / example.dataset / model_key / build
-                entry["builds"][build] = _build(model, example, build, out, count, labels, keep)
+                entry["builds"][build] = _build(model, example, build, out, test_path, labels, keep)
             entry["accuracy"]["float32_qemu"] = entry["builds"]["float32"]["qemu_accuracy"]
             entry["accuracy"]["int8_emulator"] = entry["builds"]["int8"]["expected_accuracy"]
             entry["accuracy"]["int8_qemu"] = entry["builds"]["int8"]["qemu_accuracy"]
@@ -146,12 +151,28 @@ def _run(output: Path, quick: bool, keep: bool) -> dict:
             "results": results}
 
 
-def _build(model, example: Example, build: str, out: Path, count: int, labels: np.ndarray, keep: bool) -> dict:
+def _test_data(example: Example, output: Path, quick: bool) -> Path:
+    """The whole test split; for a quick run, a few sequences of every class taken in turn (the archives order
+    their sequences by class, so the first few would all be of one), written next to the builds."""
+    path = example.data("test")
+    if not quick:
+        return path
+    test = load_sequences(path)
+    by_class = [np.flatnonzero(test.y == label) for label in np.unique(test.y)]
+    in_turn = [i for group in itertools.zip_longest(*by_class) for i in group if i is not None]
+    picked = np.sort(in_turn[:QUICK_SEQUENCES])
+    subset = output / example.dataset / "quick_test.npz"
+    subset.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(subset, x=test.x[picked], y=test.y[picked], **({} if test.dt is None else {"dt": test.dt[picked]}))
+    return subset
+
+
+def _build(model, example: Example, build: str, out: Path, test_path: Path, labels: np.ndarray, keep: bool) -> dict:
     options = CompileOptions(target=TARGET, force=True)
     if build == "int8":
         options = CompileOptions(target=TARGET, force=True, quantize="int8", calibration=str(example.data("train")))
     manifest = compile_model(model, out, options)
-    parity = verify(out, on="qemu", data=example.data("test"), count=count)
+    parity = verify(out, on="qemu", data=test_path)
     record = next(r for r in read_verifications(out) if r.result["backend"] == parity["results"][0]["backend"])
     cost = measure_cost(out, manifest)
     memory = manifest["firmware"]["memory"]
@@ -191,7 +212,7 @@ def format_results(results: dict) -> str:
                               b["ram_bytes"], "-" if b["instructions_per_step"] is None
                               else round(b["instructions_per_step"]), b["macs_per_step"], parity))
     lines = [f"Accuracy on the test split (class = arg-max of the outputs at the last step), {results['target']}"
-             + (" -- quick run: first sequences only" if results["quick"] else ""),
+             + (f" -- quick run: {QUICK_SEQUENCES} test sequences per dataset, every class" if results["quick"] else ""),
              format_table(("dataset", "model", "params", "sequences", "PyTorch", "float64 ref", "float32 QEMU",
                            "int8 emulator", "int8 QEMU"), accuracy_rows),
              "",

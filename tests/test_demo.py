@@ -47,7 +47,8 @@ def test_quick_demo_accuracy_comes_from_the_firmware_outputs(quick_demo):
     _, output = quick_demo
     results = json.loads((output / RESULTS_FILE).read_text())
     for entry, (example, model) in zip(results["results"], [(e, m) for e in EXAMPLES for m in e.models]):
-        labels = np.load(example.data("test"))["y"][:QUICK_SEQUENCES]
+        labels = np.load(output / example.dataset / "quick_test.npz")["y"]
+        assert len(labels) == QUICK_SEQUENCES and len(set(labels)) == len(set(np.load(example.data("test"))["y"]))
         for build, key in (("float32", "float32_qemu"), ("int8", "int8_qemu")):
             record, = read_verifications(output / example.dataset / model / build)
             assert record.result["backend"] == "qemu:cortex-m4" and record.outputs.shape[0] == QUICK_SEQUENCES
@@ -78,3 +79,12 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "unwritable"])
+def test_demo_names_an_output_folder_it_cannot_write(tmp_path, capsys, where):
+    (tmp_path / "afile").write_text("")
+    output = tmp_path / "afile" / "sub" if where == "under_a_file" else "/proc/liquid-edge-demo"
+    assert run_cli("demo", "--quick", "-o", str(output)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write the demo's output folder {output}") and err.count("\n") == 1

@@ -15,7 +15,7 @@ from liquid_edge.output import print_json
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Keep the compiled outputs, verification records and a report.html per build here "
                    "(default: a temporary folder, removed at the end).")
-@click.option("--quick", is_flag=True, help="Only the first test sequences of each dataset (a smoke run).")
+@click.option("--quick", is_flag=True, help="A smoke run: a few test sequences of every class of each dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def command(output: Path | None, quick: bool, as_json: bool) -> int:
     """Train-free end-to-end run on the example datasets: float32 and int8 builds for a Cortex-M4, each run under
