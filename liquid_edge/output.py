@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, Iterable, Sequence
 
 import click
@@ -54,6 +55,21 @@ def _is_number(text: str) -> bool:
 def progress(message: str) -> None:
     """One progress line on stderr (stdout stays clean for --json)."""
     click.echo(message, err=True)
+
+
+class Meter:
+    """Progress of long work, ``label: done of total unit``, at most one line every ``interval`` seconds: short
+    work prints nothing, long work shows it is moving."""
+
+    def __init__(self, label: str, total: int, unit: str, interval: float = 2.0):
+        self.label, self.total, self.unit, self.interval = label, total, unit, interval
+        self._last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            progress(f"{self.label}: {done:,} of {self.total:,} {self.unit}")
 
 
 def stderr_is_terminal() -> bool:

@@ -9,9 +9,12 @@ metrics from the numbers the target produced. Sequences that do not fit the boar
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
+import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from liquid_edge import firmware
 from liquid_edge.data import Sequences
 from liquid_edge.elf_size import memory_table
 from liquid_edge.errors import ConfigError, RunError, ToolMissingError
+from liquid_edge.output import Meter
 from liquid_edge.runners.base import BackendRun
 from liquid_edge.target_catalog import Target, load_catalog
 
@@ -56,16 +60,26 @@ def run(out_dir: Path, manifest: dict, sequences: Sequences) -> BackendRun:
     data = firmware.ParityData(sequences.x, sequences.dt, expected.outputs, atol=expected.tolerance,
                                exact=expected.bit_exact)
     fw_dir = firmware.firmware_dir(out_dir)
+    name = f"qemu:{target.core.name}"
+    meter = Meter(f"verify: {name}", sequences.count, "sequences")
+    finished = 0
+
+    def count_sequences(line: str) -> None:
+        nonlocal finished
+        if line.startswith("S "):  # the final state closes a sequence
+            finished += 1
+            meter.update(finished)
+
     outputs, states = [], []
     for chunk in _chunks(fw_dir, target, data):
         part = data.select(chunk)
         firmware.write_parity_program(fw_dir, library, target, part)
         elf = firmware.build(fw_dir, "parity")
-        _, console = run_image(elf, target.board.qemu_machine, timeout())
+        _, console = run_image(elf, target.board.qemu_machine, timeout(), on_line=count_sequences)
         chunk_outputs, chunk_states = parse_console(console, part.expected.shape, manifest["summary"]["state_size"])
         outputs.append(chunk_outputs)
         states.append(chunk_states)
-    return BackendRun(f"qemu:{target.core.name}", np.concatenate(outputs), np.concatenate(states))
+    return BackendRun(name, np.concatenate(outputs), np.concatenate(states))
 
 
 def timeout() -> float:
@@ -76,20 +90,49 @@ def timeout() -> float:
         raise ConfigError(f"{TIMEOUT_ENV}={value!r} is not a number of seconds") from None
 
 
-def run_image(elf: Path, machine: str, timeout_s: float, extra_args: tuple[str, ...] = ()) -> tuple[int, str]:
-    """Run a firmware image to its semihosting exit; return (exit code, console text). Never hangs."""
+def run_image(elf: Path, machine: str, timeout_s: float, extra_args: tuple[str, ...] = (),
+              on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """Run a firmware image to its semihosting exit; return (exit code, console text). Never hangs: the image is
+    stopped once it has printed nothing for ``timeout_s`` seconds (a long run that keeps printing goes on).
+    ``on_line`` sees each console line as it arrives."""
     if shutil.which(QEMU) is None:
         raise ToolMissingError(f"{QEMU} is not installed", f"install it: {QEMU_INSTALL_HINT}")
     command = [QEMU, "-M", machine, "-display", "none", "-monitor", "none", "-serial", "stdio",
                "-semihosting-config", "enable=on,target=native", *extra_args, "-kernel", str(elf)]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    lines: queue.Queue = queue.Queue()
+    # Semihosting text arrives on QEMU's stderr, UART text on its stdout: one reader thread per pipe.
+    texts: dict[int, list[str]] = {1: [], 2: []}
+    for key, pipe in ((1, process.stdout), (2, process.stderr)):
+        threading.Thread(target=_read_lines, args=(pipe, key, lines), daemon=True).start()
+    open_pipes = len(texts)
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                                stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise RunError(f"{elf.name} did not finish within {timeout_s:g} s under {QEMU} -M {machine}",
-                       f"the firmware hangs, or needs more time: set {TIMEOUT_ENV} to more seconds") from None
-    # Semihosting text arrives on QEMU's stderr, UART text on its stdout.
-    return result.returncode, result.stdout + result.stderr
+        while open_pipes:
+            try:
+                key, line = lines.get(timeout=timeout_s)
+            except queue.Empty:
+                raise RunError(f"{elf.name} printed nothing for {timeout_s:g} s under {QEMU} -M {machine}",
+                               f"the firmware hangs; if it only computes for long between lines, set "
+                               f"{TIMEOUT_ENV} to more seconds") from None
+            if line is None:
+                open_pipes -= 1
+                continue
+            texts[key].append(line)
+            if on_line is not None:
+                on_line(line)
+        return process.wait(), "".join(texts[1]) + "".join(texts[2])
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _read_lines(pipe, key: int, lines: queue.Queue) -> None:
+    with pipe:
+        for line in pipe:
+            lines.put((key, line))
+    lines.put((key, None))
 
 
 def parse_console(text: str, expected_shape: tuple[int, int, int], state_size: int,
