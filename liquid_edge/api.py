@@ -35,11 +35,12 @@ def inspect(model: Model) -> dict:
 
 def compile(model: Model | PathLike, out_dir: PathLike, *, target: str = "host", board: str | None = None,
             name: str | None = None, sparse: bool = True, force: bool = False, quantize: str | None = None,
-            calibration: PathLike | None = None, calibration_method: str = "percentile",
-            state_bits: int = 16) -> dict:
+            calibration: PathLike | None = None, calibration_method: str | None = None,
+            state_bits: int | None = None) -> dict:
     """Compile ``model`` (the IR, or a checkpoint path loaded with :func:`load`'s defaults) into ``out_dir``;
     returns the manifest. ``quantize`` is a scheme (int8, a16w8, pow2) and then needs ``calibration``: a data
-    file, or ``"random"``."""
+    file, or ``"random"``; ``calibration_method`` (default percentile) and ``state_bits`` (default 16) apply to
+    quantized builds only."""
     from liquid_edge.compiler import CompileOptions, compile_model
 
     if not isinstance(model, Model):

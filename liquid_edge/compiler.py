@@ -41,6 +41,8 @@ HOST_BUILD_FILES = ("Makefile", "CMakeLists.txt")
 #: What liquid-edge writes into OUT after compile, so --force may replace it although the manifest does not list
 #: it: host builds (the verify runner's build/host, the Makefile's build/make), verification records, and the
 #: firmware's build folder and the data programs that verify and bench write next to its sources.
+DEFAULT_STATE_BITS = 16
+DEFAULT_CALIBRATION_METHOD = "percentile"
 PRODUCT_DIRS = ("build", VERIFY_DIR, f"{FIRMWARE_DIR}/build")
 PRODUCT_FILES = tuple(f"{FIRMWARE_DIR}/{name}" for name in ("parity_main.c", "bench_main.c", "parity_data.h",
                                                                "parity_data.c"))
@@ -62,8 +64,8 @@ class CompileOptions:
     force: bool = False
     quantize: str | None = None                  # None: float32; else a scheme of liquid_edge.quant
     calibration: str | None = None               # data file for the ranges, or "random"
-    calibration_method: str = "percentile"
-    state_bits: int = 16
+    calibration_method: str | None = None        # None: percentile (quantized builds only)
+    state_bits: int | None = None                # None: 16 (quantized builds only)
 
 
 def compile_model(model: Model, out_dir: Path, options: CompileOptions = CompileOptions()) -> dict:
@@ -120,8 +122,9 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     from liquid_edge.quant import qmodel as quant_model
     from liquid_edge.quant.quantize import quantize_from_source
 
-    quantized = quantize_from_source(model, options.quantize, options.calibration, state_bits=options.state_bits,
-                                     method=options.calibration_method)
+    quantized = quantize_from_source(model, options.quantize, options.calibration,
+                                     state_bits=options.state_bits or DEFAULT_STATE_BITS,
+                                     method=options.calibration_method or DEFAULT_CALIBRATION_METHOD)
     quant_model.save(quantized, model_dir)
     # SMLAD layout for DSP cores; Helium cores (M55) keep int8 rows, which their vector loads widen themselves.
     core = None if options.target == HOST_TARGET else resolve_target(options.target, options.board).core
@@ -132,8 +135,12 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
 def _check_options(options: CompileOptions) -> None:
     """Fail before anything is written: calibration data only with a scheme; host takes no board, other targets
     must name a known core (and board)."""
-    if options.quantize is None and options.calibration is not None:
-        raise ConfigError("--calibration is only used by a quantized build", "add --quantize int8|a16w8|pow2")
+    if options.quantize is None:
+        given = [f"--{name.replace('_', '-')}" for name in ("calibration", "calibration_method", "state_bits")
+                 if getattr(options, name) is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} only apply to a quantized build",
+                              "add --quantize int8|a16w8|pow2")
     if options.target != HOST_TARGET:
         resolve_target(options.target, options.board)
     elif options.board is not None:

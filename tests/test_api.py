@@ -62,8 +62,19 @@ def test_targets_lists_every_core_with_its_default_board():
 
 def test_errors_are_exceptions_with_the_fix(write_checkpoint, tmp_path):
     checkpoint = write_checkpoint(DENSE)
-    with pytest.raises(ConfigError, match="only used by a quantized build.*--quantize"):
+    with pytest.raises(ConfigError, match="--calibration only apply to a quantized build.*--quantize"):
         le.compile(checkpoint.path, tmp_path / "out", calibration="random")
     assert not (tmp_path / "out").exists()
     with pytest.raises(LiquidEdgeError, match="not a liquid-edge output folder"):
         le.verify(tmp_path)
+
+
+@pytest.mark.parametrize("options,named", [(("--state-bits", "8"), "--state-bits"),
+                                           (("--calibration-method", "minmax"), "--calibration-method")])
+def test_quantization_options_without_a_scheme_are_refused(capsys, write_checkpoint, tmp_path, options, named):
+    from cortex_m import run_cli
+
+    checkpoint = write_checkpoint(DENSE)
+    code, _, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(tmp_path / "out"), *options)
+    assert code == 2 and err == f"error: {named} only apply to a quantized build (add --quantize int8|a16w8|pow2)\n"
+    assert not (tmp_path / "out").exists()

@@ -32,21 +32,21 @@ from liquid_edge.quant.qmodel import SCHEMES
 @click.option("--calibration", metavar="FILE|random",
               help="Sequences (.npz/.npy/.csv) whose full rollouts set the ranges of a quantized build; "
                    "'random' calibrates on random inputs (with a warning).")
-@click.option("--calibration-method", type=click.Choice(METHODS), default="percentile", show_default=True,
-              help="Range of each tensor: largest |value| (minmax) or its 99.99th percentile.")
-@click.option("--state-bits", type=click.Choice(["8", "16"]), default="16", show_default=True,
-              help="Bits of each recurrent state value in a quantized build.")
+@click.option("--calibration-method", type=click.Choice(METHODS),
+              help="Range of each tensor: largest |value| (minmax) or its 99.99th percentile (the default).")
+@click.option("--state-bits", type=click.Choice(["8", "16"]),
+              help="Bits of each recurrent state value in a quantized build (default 16).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def command(model_path: Path, module_path: str | None, mode: str | None, activation: str | None, target: str,
             board: str | None, out_dir: Path, name: str | None, dense: bool, force: bool, quantize: str | None,
-            calibration: str | None, calibration_method: str, state_bits: str, as_json: bool) -> None:
+            calibration: str | None, calibration_method: str | None, state_bits: str | None, as_json: bool) -> None:
     """Compile MODEL into dependency-free C99 in OUT (and a firmware project for Cortex-M targets)."""
     model = api.load(model_path, module=module_path, mode=mode, activation=activation, cli=True)
     if out_dir is None:
         out_dir = default_output_dir(model_path, target, board, quantize)
     manifest = api.compile(model, out_dir, target=target, board=board, name=name, sparse=not dense, force=force,
                            quantize=quantize, calibration=calibration, calibration_method=calibration_method,
-                           state_bits=int(state_bits))
+                           state_bits=None if state_bits is None else int(state_bits))
     if as_json:
         print_json(manifest)
     else:
