@@ -196,6 +196,23 @@ def test_missing_compiler_is_a_one_line_error(compiled, capsys, monkeypatch):
     assert code == 2 and "the C compiler 'no-such-cc' is not installed" in err and "Traceback" not in err
 
 
+@needs_cross
+def test_on_all_skips_a_backend_whose_tools_are_missing(tmp_path, capsys, monkeypatch):
+    """--on all verifies on what the machine has: without the cross compiler, host runs and QEMU is listed as
+    skipped with the install command; asked for by name, QEMU is an error."""
+    compile_for(DENSE, "cortex-m4", tmp_path / "out")
+    monkeypatch.setattr("liquid_edge.firmware.CROSS_GCC", "no-such-arm-none-eabi-gcc")
+    code, out, err = run_cli(capsys, tmp_path / "out", "--on", "all", "--steps", 5, "--sequences", 1, "--json")
+    report = json.loads(out)
+    assert code == 0 and [r["backend"] for r in report["results"]] == ["host"]
+    (skipped,) = report["skipped"]
+    assert skipped["backend"] == "qemu" and "no-such-arm-none-eabi-gcc is not installed" in skipped["reason"]
+    assert "apt-get install" in skipped["reason"]
+    code, _, err = run_cli(capsys, tmp_path / "out", "--on", "qemu", "--steps", 5, "--sequences", 1)
+    (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and "no-such-arm-none-eabi-gcc is not installed" in error and "Traceback" not in err
+
+
 # ----------------------------------------------------------------- the default float tolerance on a real model
 
 @pytest.fixture(scope="module")
