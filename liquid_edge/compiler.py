@@ -129,7 +129,8 @@ def _emit_library(model: Model, c_name: str, options: CompileOptions,
     # SMLAD layout for DSP cores; Helium cores (M55) keep int8 rows, which their vector loads widen themselves.
     core = None if options.target == HOST_TARGET else resolve_target(options.target, options.board).core
     dsp = core is not None and core.dsp and not core.mve
-    return emit_quantized_library(quantized, c_name, dsp=dsp), quant_model.describe(quantized) | {"dsp_kernels": dsp}
+    return (emit_quantized_library(quantized, c_name, dsp=dsp, source=model.source),
+            quant_model.describe(quantized) | {"dsp_kernels": dsp})
 
 
 def _check_options(options: CompileOptions) -> None:

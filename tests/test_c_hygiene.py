@@ -248,3 +248,35 @@ def test_weight_bytes_macro_is_the_size_of_the_const_data(all_sources, tmp_path)
         sections = _run(["size", "-A", "m.o"], cwd=tmp_path).stdout.splitlines()
         emitted = sum(int(line.split()[1]) for line in sections if line.startswith(f".rodata.{c_name}_"))
         assert emitted == declared, c_name
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_text_from_the_checkpoint_cannot_become_code(tmp_path, capsys, quantize):
+    """A model name, module key or path that tries to close the header comment stays inside it: the library
+    compiles, verify passes, and the constructor the name smuggles in never exists, let alone runs."""
+    import torch
+
+    from cortex_m import run_cli_json
+    from models import build
+
+    sentinel = tmp_path / "PWNED"
+    payload = (f'demo */\n#include <stdlib.h>\n__attribute__((constructor)) static void pwn(void)'
+               f'{{system("touch {sentinel}");}}\n/* ')
+    folder = tmp_path / "dir*" / "x\n/*y"
+    folder.mkdir(parents=True)
+    checkpoint = folder / "trojan.pt"
+    torch.save({"state_dict": build(DENSE).state_dict(),
+                "liquid_edge_config": {"mode": "default", "activation": "lecun_tanh", "name": payload}}, checkpoint)
+    out = tmp_path / "out"
+    argv = ["compile", str(checkpoint), "-o", str(out)]
+    if quantize:
+        argv += ["--quantize", quantize, "--calibration", "random"]
+    assert run_cli_json(capsys, *argv)[0] == 0
+    header = next((out / "src").glob("*.h")).read_text()
+    assert "constructor" in header and "pwn" in header  # the text is kept, readable, inside the comment
+    for source in (out / "src").iterdir():
+        code = re.sub(r"/\*.*?\*/", "", source.read_text(), flags=re.S)
+        assert "constructor" not in code and "system(" not in code, source.name
+    code, report = run_cli_json(capsys, "verify", str(out), "--steps", "20", "--sequences", "1")
+    assert code == 0 and report["passed"]
+    assert not sentinel.exists()

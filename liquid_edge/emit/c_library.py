@@ -28,6 +28,7 @@ from liquid_edge import __version__
 from liquid_edge.analysis import summarize
 from liquid_edge.assets import asset_dir
 from liquid_edge.ir import CfCCell, Linear, Model
+from liquid_edge.emit.naming import comment_text
 
 FLOAT_BYTES = 4
 
@@ -312,9 +313,11 @@ def _plan_memory(model: Model, c_name: str) -> list[CArray]:
 
 @cache
 def template_environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(asset_dir("codegen"))),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True, autoescape=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(asset_dir("codegen"))),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["comment"] = comment_text
+    return env
 
 
 @dataclass(frozen=True)

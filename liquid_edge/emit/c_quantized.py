@@ -33,6 +33,7 @@ import numpy as np
 
 from liquid_edge import __version__
 from liquid_edge.emit.c_library import CLibrary, template_environment
+from liquid_edge.ir import Source
 from liquid_edge.quant import fixed, tables
 from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
 
@@ -407,14 +408,15 @@ def plan_quantized(q: QModel, c_name: str, dsp: bool = False,
 
 
 def emit_quantized_library(q: QModel, c_name: str, dsp: bool = False,
-                           sparse_max_density: float = SPARSE_MAX_DENSITY) -> CLibrary:
+                           sparse_max_density: float = SPARSE_MAX_DENSITY, source: Source | None = None) -> CLibrary:
     """Render ``<c_name>.h`` and ``<c_name>.c`` for ``q``, with the figures of the float emitter's manifest.
     ``dsp``: lay dense weights out for the SMLAD kernel (targets whose core has the DSP extension).
-    ``sparse_max_density``: masked layers keeping less than this fraction of their weights run sparse."""
+    ``sparse_max_density``: masked layers keeping less than this fraction of their weights run sparse.
+    ``source``: the checkpoint the float model came from, named in the header."""
     plan = plan_quantized(q, c_name, dsp, sparse_max_density)
     env = template_environment()
     context = {"plan": plan, "q": q, "name": c_name, "NAME": plan.macro, "version": __version__,
-               "c_float": c_float, "T": plan.table_consts}
+               "c_float": c_float, "T": plan.table_consts, "source": source}
     files = {f"{c_name}.h": env.get_template("int/model_q.h.j2").render(context),
              f"{c_name}.c": env.get_template("int/model_q.c.j2").render(context)}
     return CLibrary(c_name, files, _figures(plan))

@@ -15,6 +15,10 @@ The prefix must be a valid C identifier that no C99/C11/C23 implementation reser
   characters C99 guarantees for external names.
 
 Offending names get an ``m_`` prefix rather than being rejected; an empty result becomes ``model``.
+
+Text from a checkpoint or the file system (the model name, its path, a module key) also appears in comments of
+the generated files: the templates pass it through :func:`comment_text` (the ``comment`` filter), which makes it
+inert there.
 """
 
 from __future__ import annotations
@@ -49,3 +53,16 @@ def c_identifier(name: str) -> str:
             text.upper()):
         text = _ESCAPE + text
     return text[:MAX_LENGTH].rstrip("_")
+
+
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def comment_text(text: str) -> str:
+    """``text`` as it may stand inside a C or Make comment: printable ASCII on one line (anything else becomes
+    ``?``), with no ``*/`` or ``/*`` to end or nest a C comment."""
+    flat = _NOT_PRINTABLE_ASCII.sub("?", str(text))
+    while "*/" in flat or "/*" in flat:
+        flat = flat.replace("*/", "*?").replace("/*", "?*")
+    return flat
+
