@@ -127,7 +127,10 @@ def test_lightning_style_checkpoint(reference_model, tmp_path):
         "optimizer_states": [torch.optim.Adam(cfc.parameters()).state_dict()],
         "epoch": 2,
     }
-    model = liquid_edge.load(save(checkpoint, tmp_path / "last.ckpt"))
+    path = save(checkpoint, tmp_path / "last.ckpt")
+    with pytest.raises(ConfigError, match="its 'hyper_parameters' entry says mode 'no_gate' and activation 'silu'"):
+        liquid_edge.load(path)
+    model = liquid_edge.load(path, mode="no_gate", activation="silu")
     assert_same_model(model, expected)
     assert (model.source.module, model.source.format) == ("model", "state_dict")
 
@@ -156,8 +159,8 @@ def test_sidecar_for_a_module_that_does_not_exist(reference_model, tmp_path):
 
 # --- where the settings come from --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source", ["options", "sidecar", "liquid_edge_config", "config", "hparams",
-                                    "hyper_parameters", "per_module_sidecar", "module_pickle"])
+@pytest.mark.parametrize("source", ["options", "sidecar", "liquid_edge_config", "per_module_sidecar",
+                                    "module_pickle"])
 def test_every_config_source(source, reference_model, tmp_path):
     expected, cfc = reference_model
     settings = sidecar_settings(DENSE)
@@ -172,8 +175,7 @@ def test_every_config_source(source, reference_model, tmp_path):
     elif source == "module_pickle":
         save(cfc, path)
     else:
-        extra = {"learning_rate": 0.01} if source != "liquid_edge_config" else {}
-        save({"state_dict": cfc.state_dict(), source: {**settings, **extra}}, path)
+        save({"state_dict": cfc.state_dict(), source: settings}, path)
     model = liquid_edge.load(path, **kwargs)
     assert_same_model(model, expected)
     assert (model.mode, model.cells[0].activation) == ("no_gate", "silu")
@@ -186,14 +188,20 @@ def test_agreeing_sources_are_fine(reference_model, tmp_path):
     assert_same_model(liquid_edge.load(path, module="model", mode="no_gate", activation="silu"), expected)
 
 
-def test_lenient_config_entries_ignore_unrelated_values(reference_model, tmp_path):
-    """``hparams`` describe the whole user model: a 'mode' there that is not a CfC mode is not ours."""
-    _, cfc = reference_model
-    path = save({"state_dict": cfc.state_dict(), "hparams": {"mode": "train", "activation": "silu"}},
+@pytest.mark.parametrize("entry", ["config", "hparams", "hyper_parameters"])
+def test_generic_config_dicts_are_suggested_never_taken(reference_model, tmp_path, entry):
+    """A training framework's config describes the user's whole model (its 'activation' may be the encoder's):
+    the loader quotes it in the error and takes it only when the user confirms it."""
+    expected, cfc = reference_model
+    path = save({"state_dict": cfc.state_dict(), entry: {"mode": "train", "activation": "silu", "lr": 0.01}},
                 tmp_path / "m.pt")
-    with pytest.raises(ConfigError, match="'default' or 'no_gate'"):
+    with pytest.raises(ConfigError) as error:
         liquid_edge.load(path)
-    assert liquid_edge.load(path, mode="no_gate").cells[0].activation == "silu"
+    message = str(error.value)
+    assert "'default' or 'no_gate' nor which backbone activation" in message
+    assert f"its '{entry}' entry says activation 'silu', which may describe another part of the model" in message
+    assert "mode 'train'" not in message and "m.pt.json" in message
+    assert_same_model(liquid_edge.load(path, mode="no_gate", activation="silu"), expected)
 
 
 @pytest.mark.parametrize("case, pattern", [
@@ -222,9 +230,10 @@ def test_conflicting_sources(case, pattern, reference_model, tmp_path):
 
 
 @pytest.mark.parametrize("config_id, given, pattern", [
-    ("default-lecun", {}, r"'default' or 'no_gate'.*--mode default or --mode no_gate"),
-    ("default-lecun", {"mode": "default"}, r"backbone activation.*lecun_tanh, silu, relu, tanh, gelu"),
-    ("pure-lecun", {}, r"backbone activation.*lecun_tanh, silu, relu, tanh, gelu"),
+    ("default-lecun", {}, r"'default' or 'no_gate' nor which backbone activation.*mode=default\|no_gate and "
+                          r"activation=lecun_tanh\|silu\|relu\|tanh\|gelu"),
+    ("default-lecun", {"mode": "default"}, r"backbone activation.*activation=lecun_tanh\|silu\|relu\|tanh\|gelu"),
+    ("pure-lecun", {}, r"backbone activation.*activation=lecun_tanh\|silu\|relu\|tanh\|gelu"),
     ("autoncp-default", {}, r"'default' or 'no_gate'"),
     ("default-lecun", {"mode": "pure"}, r"mode 'pure' was given but the checkpoint is not a pure-mode CfC"),
     ("pure-lecun", {"mode": "default"}, r"pure-mode CfC \(it has w_tau\) but mode 'default' was given"),

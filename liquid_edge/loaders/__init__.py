@@ -15,7 +15,7 @@ from liquid_edge.ir import Model, Source
 from liquid_edge.loaders import config
 from liquid_edge.loaders.checkpoint_file import read_checkpoint
 from liquid_edge.loaders.discovery import FoundModule, find_modules, top_level_summary
-from liquid_edge.loaders.ncps_layout import CfCOptions, build_cfc
+from liquid_edge.loaders.ncps_layout import CHOICES, CfCOptions, MissingSettings, build_cfc
 
 __all__ = ["load_model", "FORMAT_STATE_DICT", "FORMAT_MODULE_PICKLE"]
 
@@ -59,10 +59,23 @@ def load_model(path: str | Path, *, module: str | None = None, mode: str | None 
                          wiring_kind=settings.get("wiring"))
     try:
         return build_cfc(chosen.tensors, options, settings.get("name", path.stem), source)
+    except MissingSettings as exc:
+        raise MissingSettings(exc.keys, _missing_fix(exc.keys, path, checkpoint.content, cli)) from None
     except ModelFormatError as exc:
         # Tensor names in these messages are relative to the module: say which module of which file.
         where = f"module {chosen.path} of {path}" if chosen.path else str(path)
         raise ModelFormatError(f"{exc.problem} ({where})", exc.fix) from None
+
+
+def _missing_fix(keys: list[str], path: Path, content, cli: bool) -> str:
+    """How to give the missing settings, in the caller's spelling, with what the checkpoint's generic config
+    dicts suggest (never taken silently: they may describe another part of the user's model)."""
+    spelled = [f"--{key} {'|'.join(CHOICES[key])}" if cli else f"{key}={'|'.join(CHOICES[key])}" for key in keys]
+    fix = f"pass {' and '.join(spelled)}, or set {' and '.join(keys)} in {config.sidecar_path(path).name} next to it"
+    hints = config.suggestions(content, keys)
+    if hints:
+        fix += f"; {', '.join(hints)}, which may describe another part of the model"
+    return fix
 
 
 def _check_finite(module: FoundModule, path: Path) -> None:

@@ -5,9 +5,12 @@ Sources, all optional, all checked against each other (a disagreement is an erro
 1. the ``--mode`` / ``--activation`` options (``mode=`` / ``activation=`` in the Python API);
 2. a sidecar JSON next to the checkpoint, named after it plus ``.json`` (``model.pt`` -> ``model.pt.json``);
 3. a config dict saved in the checkpoint beside the state dict: ``liquid_edge_config`` (same schema as the
-   sidecar), or ``config`` / ``hparams`` / ``hyper_parameters`` (only their ``mode`` and ``activation`` entries,
-   and only when these hold a CfC mode or activation name: such dicts also describe the rest of a user's model);
+   sidecar);
 4. the pickled module itself, for whole-module pickles.
+
+The common ``config`` / ``hparams`` / ``hyper_parameters`` dicts of training frameworks describe a user's whole
+model (an ``activation`` there may be the encoder's), so they are never a source: when a setting is missing,
+the error quotes what they say as a suggestion (:func:`suggestions`).
 
 Schema of the sidecar and of ``liquid_edge_config``: ``mode``, ``activation``, ``wiring`` (wiring kind, for
 reports), ``name`` (model name), and ``modules``: ``{module path: {the same keys}}`` for files with several
@@ -26,7 +29,7 @@ from liquid_edge.loaders.safe_unpickle import Record
 
 SETTINGS = ("mode", "activation", "wiring", "name")
 STRICT_CONFIG_KEY = "liquid_edge_config"
-LENIENT_CONFIG_KEYS = ("config", "hparams", "hyper_parameters")
+GENERIC_CONFIG_KEYS = ("config", "hparams", "hyper_parameters")
 
 _VALID = {"mode": MODES, "activation": ACTIVATIONS}
 
@@ -77,16 +80,22 @@ def checkpoint_sources(content: Any) -> list[ConfigSource]:
     content = _as_dict(content)
     if content is None:
         return []
-    sources = []
     if STRICT_CONFIG_KEY in content:
-        sources.append(_structured_source(f"checkpoint entry '{STRICT_CONFIG_KEY}'", content[STRICT_CONFIG_KEY]))
-    for key in LENIENT_CONFIG_KEYS:
-        entry = _as_dict(content.get(key))
-        if entry is not None:
-            found = {name: entry[name] for name in _VALID if entry.get(name) in _VALID[name]}
-            if found:
-                sources.append(ConfigSource(f"checkpoint entry '{key}'", found))
-    return sources
+        return [_structured_source(f"checkpoint entry '{STRICT_CONFIG_KEY}'", content[STRICT_CONFIG_KEY])]
+    return []
+
+
+def suggestions(content: Any, keys: list[str]) -> list[str]:
+    """What the checkpoint's generic config dicts say about ``keys``, as phrases for an error message (only
+    values that are valid CfC settings: ``"mode": "train"`` is not about the CfC)."""
+    content = _as_dict(content) or {}
+    found = []
+    for entry_key in GENERIC_CONFIG_KEYS:
+        entry = _as_dict(content.get(entry_key)) or {}
+        said = [f"{key} '{entry[key]}'" for key in keys if isinstance(entry.get(key), str) and entry[key] in _VALID[key]]
+        if said:
+            found.append(f"its '{entry_key}' entry says {' and '.join(said)}")
+    return found
 
 
 def _as_dict(value: Any) -> dict | None:

@@ -46,6 +46,21 @@ def has_backbone(tensors: dict[str, np.ndarray]) -> bool:
     return any(_BACKBONE_KEY.match(key) for key in tensors)
 
 
+#: What the tensors cannot tell, with the values that are possible (pure mode is seen in the tensors).
+CHOICES = {"mode": ("default", "no_gate"), "activation": ACTIVATIONS}
+
+
+class MissingSettings(ConfigError):
+    """Settings the tensors cannot tell and no source gave; the loader words the fix for its caller."""
+
+    def __init__(self, keys: list[str], fix: str | None = None):
+        self.keys = keys
+        described = {"mode": "whether the CfC mode is 'default' or 'no_gate'",
+                     "activation": "which backbone activation the CfC uses"}
+        super().__init__("the checkpoint does not say " + " nor ".join(described[key] for key in keys),
+                         fix or " and ".join(f"set {key} to one of {', '.join(CHOICES[key])}" for key in keys))
+
+
 def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
               source: Source | None = None) -> Model:
     """Turn the tensors of one ncps CfC into a validated :class:`Model`.
@@ -54,17 +69,19 @@ def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
     :class:`ModelFormatError` for missing or malformed tensors.
     """
     mode = "pure" if is_pure(tensors) else options.mode
-    if mode is None:
-        raise ConfigError("the checkpoint does not say whether the CfC mode is 'default' or 'no_gate'",
-                          "pass --mode default or --mode no_gate, or set \"mode\" in a sidecar <checkpoint>.json")
-    if mode not in MODES:
-        raise ConfigError(f"unknown CfC mode '{mode}'", f"use one of {', '.join(MODES)}")
     if is_pure(tensors) and options.mode not in (None, "pure"):
         raise ConfigError(f"the checkpoint is a pure-mode CfC (it has w_tau) but mode '{options.mode}' was given",
                           "drop the mode option or pass --mode pure")
     if mode == "pure" and not is_pure(tensors):
         raise ConfigError("mode 'pure' was given but the checkpoint is not a pure-mode CfC (it has no w_tau)",
                           "pass --mode default or --mode no_gate")
+    missing = [key for key, unknown in (("mode", mode is None),
+                                        ("activation", options.activation is None and not is_wired(tensors)
+                                         and has_backbone(tensors))) if unknown]
+    if missing:
+        raise MissingSettings(missing)
+    if mode not in MODES:
+        raise ConfigError(f"unknown CfC mode '{mode}'", f"use one of {', '.join(MODES)}")
     wired = is_wired(tensors)
     if options.wiring_kind is not None and not wired:
         raise ConfigError(f"wiring '{options.wiring_kind}' was given but the checkpoint is a dense CfC",
@@ -75,10 +92,6 @@ def build_cfc(tensors: dict[str, np.ndarray], options: CfCOptions, name: str,
         wiring = Wiring(options.wiring_kind or "unknown", _layer_names(len(cells)))
     else:
         activation = options.activation
-        if has_backbone(tensors) and activation is None:
-            raise ConfigError("the checkpoint does not say which backbone activation the CfC uses",
-                              f"pass --activation with one of {', '.join(ACTIVATIONS)}, "
-                              "or set \"activation\" in a sidecar <checkpoint>.json")
         if activation is not None and activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation '{activation}'", f"use one of {', '.join(ACTIVATIONS)}")
         # Without a backbone the activation is never applied; a fixed name keeps equal models equal.
