@@ -14,7 +14,6 @@ from generated_c import model_ir
 from liquid_edge.data import random_sequences
 from liquid_edge.emit.c_quantized import SPARSE_MAX_DENSITY, emit_quantized_library, plan_quantized
 from liquid_edge.quant import Emulator, quantize, tables
-from liquid_edge.quant.emulator import DT_ONE, quantize_float
 from liquid_edge.quant.qmodel import DT_MAX_Q
 from liquid_edge.runners.host import build_shared_library, load_library
 from models import by_id
@@ -106,7 +105,7 @@ def test_integer_c_is_bit_exact_with_the_emulator(tmp_path, config_id, scheme, s
     emulator = Emulator(qmodel)
     x, dt = stress_data(model.input_size)
     x_q = emulator.quantize_inputs(x)
-    dt_q = quantize_float(dt, np.float32(2.0 * DT_ONE), 0, DT_MAX_Q)
+    dt_q = emulator.quantize_dt(dt)
     assert dt_q.max() == DT_MAX_Q and dt_q.min() == 0            # saturation of dt is exercised
     assert (x_q.min(), x_q.max()) == (emulator.act_lo, emulator.act_hi)   # and of the inputs
     expected, _ = emulator.run_q(x_q, dt_q)

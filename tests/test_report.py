@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generated_c import model_ir
+from models import by_id
 from liquid_edge import api
 from liquid_edge.cli import main
 from liquid_edge.compiler import CompileOptions, compile_model
@@ -133,7 +135,7 @@ def test_report_of_a_folder_that_is_no_output_is_one_line_error(tmp_path, capsys
     assert not (tmp_path / "r.html").exists()
 
 
-def test_quantization_error_per_tensor_covers_each_layer_and_the_outputs(tmp_path):
+def test_quantization_error_per_tensor_covers_every_intermediate(tmp_path):
     from liquid_edge import reference
     from liquid_edge.quant import qmodel
     from liquid_edge.quant.emulator import Emulator
@@ -146,17 +148,40 @@ def test_quantization_error_per_tensor_covers_each_layer_and_the_outputs(tmp_pat
     test = load_sequences(TEST_DATA).take(4, 50)
     dt = np.ones(test.x.shape[:2])
     rows = {r.name: r for r in tensor_errors(tmp_path, model, test.x, dt)}
-    assert list(rows) == ["state: inter", "state: command", "state: motor", "outputs"]
-    # The outputs row is the error of the quantized float API (the emulator's run) against the reference.
+    per_layer = ["ff1", "ff2", "time_a", "time_b", "tanh(ff1)", "tanh(ff2)", "gate_in", "gate", "state"]
+    assert list(rows) == ["input", *(f"{layer}.{name}" for layer in ("inter", "command", "motor")
+                                     for name in per_layer), "output"]
+    # The output row is the error of the quantized float API (the emulator's run) against the reference.
     error = Emulator(quantized).run(test.x, dt) - reference.run(model, test.x, dt)[0]
-    assert rows["outputs"].max_abs == pytest.approx(np.max(np.abs(error)))
-    assert rows["outputs"].rmse == pytest.approx(np.sqrt(np.mean(error ** 2)))
+    assert rows["output"].max_abs == pytest.approx(np.max(np.abs(error)))
+    assert rows["output"].rmse == pytest.approx(np.sqrt(np.mean(error ** 2)))
     # An NCP without projection outputs its motor neurons: the two rows measure the same values.
-    assert rows["state: motor"].rmse == pytest.approx(rows["outputs"].rmse)
-    assert rows["state: inter"].count == 4 * 50 * 10
+    assert rows["motor.state"].rmse == pytest.approx(rows["output"].rmse)
+    assert rows["inter.state"].count == rows["inter.gate"].count == 4 * 50 * 10
+    # The input row is the input quantization alone: at most half a step of the per-channel input scale.
+    assert rows["input"].max_abs <= 0.5 * np.max(quantized.input_scale) + 1e-12
     for row in rows.values():
         assert 0 < row.rmse <= row.max_abs and row.low < row.high
         assert row.relative == pytest.approx(row.rmse / (row.high - row.low))
+
+
+@pytest.mark.parametrize("config_id", ["default-silu", "no_gate-mixed-proj", "pure-mixed-proj"])
+def test_emulator_and_reference_record_the_same_tensors(config_id):
+    """Every tensor the float reference records has its integer twin, of the same shape, for each cell kind."""
+    from liquid_edge import reference
+    from liquid_edge.data import random_sequences
+    from liquid_edge.quant.emulator import Emulator
+    from liquid_edge.quant.quantize import quantize
+
+    model = model_ir(by_id(config_id))
+    data = random_sequences(model.input_size, 3, 20)
+    emulator = Emulator(quantize(model, data))
+    exact, integer = {}, {}
+    reference.run(model, data.x, data.dt, record=lambda name, values, scale=1.0: exact.setdefault(name, values.shape))
+    emulator.run_q(emulator.quantize_inputs(data.x), emulator.quantize_dt(data.dt),
+                   record=lambda name, values, scale: integer.setdefault(name, values.shape))
+    assert exact == integer
+    assert any(name.startswith("memory.") for name in exact) == (model.memory is not None)
 
 
 def test_figures_are_png(tmp_path):

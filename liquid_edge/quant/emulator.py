@@ -8,10 +8,13 @@ float32 dequantization of outputs, so the float API of a quantized build is bit-
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from liquid_edge.quant import fixed, tables
 from liquid_edge.quant.qmodel import DT_FRAC, DT_MAX_Q, QCell, QLinear, QModel
+from liquid_edge.reference import Recorder, scoped
 
 DT_ONE = 1 << DT_FRAC
 
@@ -49,8 +52,11 @@ class Emulator:
         return fixed.convert(v16, 16 - self.q.state_bits, self.q.state_bits)
 
     # -- one step --------------------------------------------------------------------------------------------
-    def step_q(self, state: np.ndarray, x_q: np.ndarray, dt_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``state`` (B, S) stored integers, ``x_q`` (B, I), ``dt_q`` (B,) Q16 -> (output (B, O) int16, state)."""
+    def step_q(self, state: np.ndarray, x_q: np.ndarray, dt_q: np.ndarray,
+               record: Optional[Recorder] = None) -> tuple[np.ndarray, np.ndarray]:
+        """``state`` (B, S) stored integers, ``x_q`` (B, I), ``dt_q`` (B,) Q16 -> (output (B, O) int16, state).
+        ``record`` receives the intermediates as integers with their scale, under the names of the float
+        reference (:data:`liquid_edge.reference.Recorder`)."""
         q = self.q
         x_q = np.asarray(x_q, dtype=np.int64)
         dt_q = np.clip(np.asarray(dt_q, dtype=np.int64), 0, DT_MAX_Q)[:, None]
@@ -59,24 +65,33 @@ class Emulator:
         h_stored = state[:, :hidden]
         new_state = state.copy()
         h_act = self.to_act(self.state_to16(h_stored))
+        if record is not None:
+            record("input", x_q, q.input_scale)
         if q.memory is not None:
-            h16, c_new = self.memory(x_q, h_act, self.state_to16(state[:, hidden:]))
+            h16, c_new = self.memory(x_q, h_act, self.state_to16(state[:, hidden:]), scoped(record, "memory"))
             new_state[:, hidden:] = self.state_from16(c_new)
             h_act = self.to_act(h16)
         layer_input, offset = x_q, 0
-        for cell in q.cells:
+        for i, cell in enumerate(q.cells):
+            cell_record = scoped(record, f"cells.{i}")
             z = np.concatenate([layer_input, h_act[:, offset:offset + cell.units]], axis=1)
-            new16 = self.cell(cell, z, dt_q)
-            new_state[:, offset:offset + cell.units] = self.state_from16(new16)
+            new16 = self.cell(cell, z, dt_q, cell_record)
+            stored = self.state_from16(new16)
+            new_state[:, offset:offset + cell.units] = stored
+            if cell_record is not None:
+                cell_record("state", stored, _step_size(cell.state_frac - (16 - q.state_bits)))
             layer_input = self.to_act(new16)
             offset += cell.units
         if q.projection is not None:
             output = matvec(q.projection, layer_input, *fixed.INT16)
         else:
             output = new16
+        if record is not None:
+            record("output", output, _step_size(q.output_frac))
         return output, new_state
 
-    def memory(self, x_q: np.ndarray, h_act: np.ndarray, c16: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def memory(self, x_q: np.ndarray, h_act: np.ndarray, c16: np.ndarray,
+               record: Optional[Recorder] = None) -> tuple[np.ndarray, np.ndarray]:
         hidden = self.q.hidden_size
         pre = matvec(self.q.memory, np.concatenate([x_q, h_act], axis=1), *fixed.INT16)
         i, ig, fg, og = (pre[:, k * hidden:(k + 1) * hidden] for k in range(4))
@@ -86,18 +101,33 @@ class Emulator:
                           + fixed.rshift_round(self.lut(tanh, i) * self.lut(sig, ig), 30 - c_frac), 16)
         c_tanh = fixed.convert(c_new, c_frac - tables.TANH_IN, 16)
         h16 = fixed.rshift_round(self.lut(tanh, c_tanh) * self.lut(sig, og), 15)
+        if record is not None:
+            for name, value, frac in (("i", i, tables.TANH_IN), ("ig", ig, tables.SIGMOID_IN),
+                                      ("fg", fg, tables.SIGMOID_IN), ("og", og, tables.SIGMOID_IN),
+                                      ("tanh(i)", self.lut(tanh, i), tables.UNIT_OUT),
+                                      ("sigmoid(ig)", self.lut(sig, ig), tables.UNIT_OUT),
+                                      ("sigmoid(fg)", self.lut(sig, fg), tables.UNIT_OUT),
+                                      ("sigmoid(og)", self.lut(sig, og), tables.UNIT_OUT),
+                                      ("c", c_new, c_frac), ("h", h16, tables.UNIT_OUT)):
+                record(name, value, _step_size(frac))
         return h16, c_new
 
-    def backbone(self, cell: QCell, z: np.ndarray) -> np.ndarray:
-        for layer, table_name in zip(cell.backbone, cell.backbone_table):
+    def backbone(self, cell: QCell, z: np.ndarray, record: Optional[Recorder] = None) -> np.ndarray:
+        for k, (layer, table_name, out_frac) in enumerate(zip(cell.backbone, cell.backbone_table,
+                                                              cell.backbone_out_frac)):
             if not table_name:            # relu: requantized straight into the next layer's format
                 z = matvec(layer, z, 0, self.act_hi)
             else:
-                z = self.to_act(self.lut(table_name, matvec(layer, z, *fixed.INT16)))
+                pre = matvec(layer, z, *fixed.INT16)
+                z = self.to_act(self.lut(table_name, pre))
+                if record is not None:
+                    record(f"backbone.{k}.pre", pre, _step_size(self.q.tables[table_name].in_frac))
+            if record is not None:
+                record(f"backbone.{k}", z, _step_size(out_frac))
         return z
 
-    def cell(self, cell: QCell, z: np.ndarray, dt_q: np.ndarray) -> np.ndarray:
-        z = self.backbone(cell, z)
+    def cell(self, cell: QCell, z: np.ndarray, dt_q: np.ndarray, record: Optional[Recorder] = None) -> np.ndarray:
+        z = self.backbone(cell, z, record)
         pre = matvec(cell.heads, z, *fixed.INT16)
         u = cell.units
         tanh, sig = tables.TANH, tables.SIGMOID
@@ -106,6 +136,9 @@ class Emulator:
             s = cell.tau.astype(np.int64) + np.abs(ff1)
             arg = np.clip(fixed.rshift_round(s * dt_q, cell.ff1_frac + DT_FRAC - tables.EXP_IN), 0, 32767)
             e = self.lut(tables.EXP_NEG, arg)
+            if record is not None:
+                record("ff1", ff1, _step_size(cell.ff1_frac))
+                record("exp", e, _step_size(tables.UNIT_OUT))
             p = fixed.rshift_round(e * ff1, 15)
             t = (1 << cell.ff1_frac) - p
             shift = cell.amp_frac + cell.ff1_frac - cell.state_frac
@@ -114,6 +147,12 @@ class Emulator:
         gate_in = fixed.sat(fixed.rshift_round(ta * dt_q, cell.ta_frac + DT_FRAC - tables.SIGMOID_IN) + tb, 16)
         g = self.lut(sig, gate_in)
         f1, f2 = self.lut(tanh, ff1), self.lut(tanh, ff2)
+        if record is not None:
+            for name, value, frac in (("ff1", ff1, tables.TANH_IN), ("ff2", ff2, tables.TANH_IN),
+                                      ("time_a", ta, cell.ta_frac), ("time_b", tb, tables.SIGMOID_IN),
+                                      ("tanh(ff1)", f1, tables.UNIT_OUT), ("tanh(ff2)", f2, tables.UNIT_OUT),
+                                      ("gate_in", gate_in, tables.SIGMOID_IN), ("gate", g, tables.UNIT_OUT)):
+                record(name, value, _step_size(frac))
         if cell.mode == "no_gate":
             return fixed.sat(fixed.rshift_round(f1 + fixed.rshift_round(g * f2, 15), 1), 16)
         return fixed.sat(f1 + fixed.rshift_round(g * (f2 - f1), 15), 16)
@@ -122,26 +161,35 @@ class Emulator:
     def initial_state(self, batch: int) -> np.ndarray:
         return np.zeros((batch, self.q.state_size), dtype=np.int64)
 
-    def run_q(self, x_q: np.ndarray, dt_q: np.ndarray | None = None,
-              state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``x_q`` (B, T, I) -> outputs (B, T, O) int16 and the final stored state; dt_q None means dt = 1."""
+    def run_q(self, x_q: np.ndarray, dt_q: np.ndarray | None = None, state: np.ndarray | None = None,
+              record: Optional[Recorder] = None) -> tuple[np.ndarray, np.ndarray]:
+        """``x_q`` (B, T, I) -> outputs (B, T, O) int16 and the final stored state; dt_q None means dt = 1.
+        ``record`` receives the intermediates of every step, in step order."""
         batch, steps, _ = x_q.shape
         state = self.initial_state(batch) if state is None else state
         outputs = np.empty((batch, steps, self.q.output_size), dtype=np.int64)
         for t in range(steps):
             dt = np.full(batch, DT_ONE) if dt_q is None else dt_q[:, t]
-            outputs[:, t], state = self.step_q(state, x_q[:, t], dt)
+            outputs[:, t], state = self.step_q(state, x_q[:, t], dt, record)
         return outputs, state
 
     def quantize_inputs(self, x: np.ndarray) -> np.ndarray:
         return quantize_float(x, self.q.input_inv_scale2, self.act_lo, self.act_hi)
 
+    @staticmethod
+    def quantize_dt(dt: np.ndarray) -> np.ndarray:
+        return quantize_float(np.asarray(dt), np.float32(2.0 * DT_ONE), 0, DT_MAX_Q)
+
     def run(self, x: np.ndarray, dt: np.ndarray | None = None) -> np.ndarray:
         """The float API: float inputs and dt, float32 outputs, exactly as the generated ``NAME_run``."""
         x_q = self.quantize_inputs(np.asarray(x))
-        dt_q = None if dt is None else quantize_float(np.asarray(dt), np.float32(2.0 * DT_ONE), 0, DT_MAX_Q)
-        out_q, _ = self.run_q(x_q, dt_q)
+        out_q, _ = self.run_q(x_q, None if dt is None else self.quantize_dt(dt))
         return dequantize(out_q, self.q.output_frac)
+
+
+def _step_size(frac: int) -> float:
+    """What one unit of an integer in format ``frac`` stands for."""
+    return 2.0 ** -frac
 
 
 def quantize_float(v: np.ndarray, inv_scale2: np.ndarray | np.float32, lo: int, hi: int) -> np.ndarray:

@@ -242,5 +242,6 @@ def _quantization_section(out_dir: Path, manifest: dict, model: Model,
                     plots.tensor_errors([r.name for r in rows], [r.rmse for r in rows], [r.max_abs for r in rows]))
     return Section("Quantization error per tensor", tables=[table], figures=[figure], notes=[
         f"Integer emulator (bit-exact with the generated integer C) against the float64 reference on "
-        f"{x.shape[0]} sequence(s) x {x.shape[1]} steps of {origin}: the state of each layer after every step, "
-        f"and the outputs."])
+        f"{x.shape[0]} sequence(s) x {x.shape[1]} steps of {origin}, every intermediate of every step in the order a "
+        f"step computes them (the state as stored); each side follows its own trajectory, so a tensor's error "
+        f"includes what earlier steps left in the state."])

@@ -1,12 +1,16 @@
-"""Quantization error per tensor: the integer emulator and the float64 reference stepped side by side.
+"""Quantization error per tensor: the integer emulator and the float64 reference run side by side.
 
-The tensors are the recurrent state of each layer (after every step, dequantized with its storage format), the
-LSTM cell state of mixed-memory models and the outputs. The reference reads the original float inputs, so the
-figures include the input quantization: what a user of the float API of the quantized C sees.
+Both record every intermediate of every step under the same names (:data:`liquid_edge.reference.Recorder`): the
+quantized inputs, each backbone layer, the four heads, the table outputs, the gate, the new state of each layer
+(as stored, so an 8-bit state shows its storage error), the LSTM tensors of mixed-memory models and the outputs.
+Each side follows its own trajectory, as on a device: the error of a tensor includes what earlier steps left in
+the state. The reference reads the original float inputs, so the figures include the input quantization: what a
+user of the float API of the quantized C sees.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,43 +32,47 @@ class TensorError:
 
 
 def tensor_errors(model_dir: Path, model: Model, x: np.ndarray, dt: np.ndarray) -> list[TensorError]:
+    """One row per recorded tensor, in the order a step computes them."""
     from liquid_edge.quant import qmodel
-    from liquid_edge.quant.emulator import DT_ONE, DT_MAX_Q, Emulator, dequantize, quantize_float
+    from liquid_edge.quant.emulator import Emulator
 
-    quantized = qmodel.load(Path(model_dir))
-    emulator = Emulator(quantized)
-    x_q = emulator.quantize_inputs(x)
-    dt_q = quantize_float(dt, np.float32(2.0 * DT_ONE), 0, DT_MAX_Q)
-    batch, steps, _ = x.shape
-    state_q, state_f = emulator.initial_state(batch), reference.initial_state(model, batch)
-    fractions = quantized.state_fracs()
-    states_q, states_f, outputs_q, outputs_f = [], [], [], []
-    for t in range(steps):
-        out_q, state_q = emulator.step_q(state_q, x_q[:, t], dt_q[:, t])
-        out_f, state_f = reference.step(model, x[:, t], state_f, dt[:, t])
-        states_q.append(dequantize(state_q, fractions))
-        states_f.append(state_f.flat())
-        outputs_q.append(dequantize(out_q, quantized.output_frac))
-        outputs_f.append(out_f)
-    states_q, states_f = np.stack(states_q, axis=1), np.stack(states_f, axis=1)
-    errors = [_error(f"state: {name}", states_q[..., part], states_f[..., part]) for name, part in _state_parts(model)]
-    errors.append(_error("outputs", np.stack(outputs_q, axis=1), np.stack(outputs_f, axis=1)))
-    return errors
+    emulator = Emulator(qmodel.load(Path(model_dir)))
+    quantized, exact = _Recording(), _Recording()
+    emulator.run_q(emulator.quantize_inputs(x), emulator.quantize_dt(dt), record=quantized)
+    reference.run(model, x, dt, record=exact)
+    names = _display_names(model)
+    return [_error(names(name), quantized.stacked(name), exact.stacked(name)) for name in exact.values]
 
 
-def _state_parts(model: Model) -> list[tuple[str, slice]]:
-    names = model.wiring.layer_names if model.wiring is not None else ("hidden",)
-    parts, offset = [], 0
-    for name, cell in zip(names, model.cells):
-        parts.append((name, slice(offset, offset + cell.units)))
-        offset += cell.units
-    if model.memory is not None:
-        parts.append(("LSTM cell", slice(offset, offset + model.hidden_size)))
-    return parts
+class _Recording:
+    """A :data:`~liquid_edge.reference.Recorder` keeping the real value of every tensor of every step."""
+
+    def __init__(self):
+        self.values: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def __call__(self, name: str, values: np.ndarray, scale=1.0) -> None:
+        self.values[name].append(np.asarray(values, dtype=np.float64) * scale)
+
+    def stacked(self, name: str) -> np.ndarray:
+        return np.stack(self.values[name], axis=1)
+
+
+def _display_names(model: Model):
+    """``cells.<i>.`` read as the wiring layer's name (inter, command, motor), or dropped for a one-cell model."""
+    layer_names = model.wiring.layer_names if model.wiring is not None else ("",) * len(model.cells)
+
+    def display(name: str) -> str:
+        parts = name.split(".", 2)
+        if parts[0] != "cells":
+            return name
+        layer = layer_names[int(parts[1])]
+        return f"{layer}.{parts[2]}" if layer else parts[2]
+
+    return display
 
 
 def _error(name: str, quantized: np.ndarray, exact: np.ndarray) -> TensorError:
-    difference = np.asarray(quantized, dtype=np.float64) - exact
+    difference = quantized - exact
     low, high = float(exact.min()), float(exact.max())
     rmse = float(np.sqrt(np.mean(difference ** 2)))
     return TensorError(name, int(exact.size), low, high, float(np.max(np.abs(difference))), rmse,
