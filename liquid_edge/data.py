@@ -99,11 +99,15 @@ def _read_npy(path: Path):
 
 def _read_csv(path: Path):
     with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
+        rows = [(line, row) for line, row in enumerate(csv.reader(handle), start=1) if row]
     if len(rows) < 2:
         raise DataError(f"data file {path} has no data rows", "write a header row, then one row per step")
-    header = [h.strip() for h in rows[0]]
-    body = np.array([[float(v) for v in row] for row in rows[1:] if row], dtype=np.float64)
+    header = [h.strip() for h in rows[0][1]]
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise DataError(f"data file {path}: line {line} has {len(row)} values but the header names "
+                            f"{len(header)} columns", "give every row one value per header column")
+    body = np.array([[float(v) for v in row] for _, row in rows[1:]], dtype=np.float64)
     special = {"sequence", "dt", "y"}
     features = [i for i, h in enumerate(header) if h not in special]
     seq_ids = body[:, header.index("sequence")] if "sequence" in header else np.zeros(len(body))

@@ -41,7 +41,7 @@ ACTIVATION_FUNCTIONS = {
 #: (the float reference passes real values and scale 1; the emulator its integers and the size of one step of
 #: their format, a number or one per element). Names, the same in both: ``input``; ``memory.i``, ``memory.ig``,
 #: ``memory.fg`` (with ncps's +1), ``memory.og``, ``memory.tanh(i)``, ``memory.sigmoid(ig|fg|og)``, ``memory.c``,
-#: ``memory.h``; per cell ``cells.<i>.backbone.<k>.pre`` (not for relu, which the integer path never forms) and
+#: ``memory.h``; per cell ``cells.<i>.backbone.<k>.pre`` (the emulator's integer path never forms it for relu) and
 #: ``cells.<i>.backbone.<k>``, ``cells.<i>.ff1``, ``.ff2``, ``.time_a``, ``.time_b``, ``.tanh(ff1)``,
 #: ``.tanh(ff2)``, ``.gate_in`` (time_a dt + time_b), ``.gate``, or in pure mode ``.ff1``, ``.exp``; then
 #: ``cells.<i>.state`` (the new state) and ``output``.
@@ -102,8 +102,7 @@ def cfc_cell_step(cell: CfCCell, x: np.ndarray, h: np.ndarray, dt: np.ndarray,
         pre = linear(layer, z)
         z = act(pre)
         if record is not None:
-            if cell.activation != "relu":
-                record(f"backbone.{k}.pre", pre)
+            record(f"backbone.{k}.pre", pre)
             record(f"backbone.{k}", z)
     ff1 = linear(cell.ff1, z)
     if cell.mode == "pure":

@@ -9,7 +9,8 @@ import pytest
 
 from cortex_m import run_cli
 from generated_c import model_ir
-from liquid_edge.data import Sequences, random_sequences
+from liquid_edge.data import Sequences, load_sequences, random_sequences
+from liquid_edge.output import Meter
 from liquid_edge.quant import calibration
 from liquid_edge.quant.calibration import CalibrationError
 from models import by_id
@@ -78,3 +79,71 @@ def test_calibration_file_must_match_the_model(capsys, write_checkpoint, tmp_pat
     code, _, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(tmp_path / "out"),
                            "--quantize", "int8", "--calibration", str(data))
     assert code == 2 and "has 3 inputs per step but the model takes 5" in err
+
+
+def _write_formats(tmp_path, data: Sequences) -> dict[str, str]:
+    """The same sequences as .npz, .npy (x alone) and .csv (a sequence id column, dt, then the features)."""
+    np.savez(tmp_path / "cal.npz", x=data.x, dt=data.dt)
+    np.save(tmp_path / "cal.npy", data.x)
+    count, steps, inputs = data.x.shape
+    ids = np.repeat(np.arange(count), steps)[:, None]
+    table = np.hstack([ids, data.dt.reshape(-1, 1), data.x.reshape(-1, inputs)])
+    header = ",".join(["sequence", "dt", *(f"x{j}" for j in range(inputs))])
+    np.savetxt(tmp_path / "cal.csv", table, delimiter=",", header=header, comments="", fmt="%.17g")
+    return {suffix: str(tmp_path / f"cal.{suffix}") for suffix in ("npz", "npy", "csv")}
+
+
+def test_the_three_data_formats_hold_the_same_sequences(tmp_path):
+    data = random_sequences(3, 4, 30, seed=5)
+    files = _write_formats(tmp_path, data)
+    for suffix, path in files.items():
+        read = load_sequences(path, 3)
+        np.testing.assert_array_equal(read.x, data.x)
+        if suffix == "npy":
+            assert read.dt is None
+        else:
+            np.testing.assert_array_equal(read.dt, data.dt)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b\n1\n", "line 2 has 1 values but the header names 2 columns"),
+    ("a,b\n1,2\n3,4,5\n", "line 3 has 3 values but the header names 2 columns"),
+    ("a,b\n\n", "has no data rows"),
+    ("a,b\n1,x\n", "could not convert string to float: 'x'"),
+    ("sequence,a\n0,1\n0,2\n1,3\n", "sequences have different lengths"),
+])
+def test_malformed_csv_is_a_one_line_error(capsys, write_checkpoint, tmp_path, text, message):
+    checkpoint = write_checkpoint(by_id("default-lecun"))
+    (tmp_path / "cal.csv").write_text(text)
+    code, out, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(tmp_path / "out"),
+                             "--quantize", "int8", "--calibration", str(tmp_path / "cal.csv"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ")
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("method", calibration.METHODS)
+def test_calibration_from_each_format_through_the_cli(capsys, write_checkpoint, tmp_path, method):
+    """.npz and .csv carry the same sequences and dt: the same quantized model (.npy, x alone, builds too)."""
+    checkpoint = write_checkpoint(by_id("default-silu"))
+    data = random_sequences(5, 3, 40, seed=6)
+    files = _write_formats(tmp_path, data)
+    arrays = {}
+    for suffix, path in files.items():
+        out = tmp_path / f"out_{suffix}"
+        code, _, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(out), "--quantize", "int8",
+                               "--calibration", path, "--calibration-method", method)
+        assert code == 0, err
+        with np.load(out / "model" / "quant.npz") as npz:
+            arrays[suffix] = {key: npz[key] for key in npz.files}
+    assert arrays["npz"].keys() == arrays["csv"].keys()
+    for key, value in arrays["npz"].items():
+        np.testing.assert_array_equal(arrays["csv"][key], value)
+
+
+def test_long_calibration_shows_progress(capsys, monkeypatch):
+    monkeypatch.setattr(calibration, "Meter", lambda *args: Meter(*args, interval=0.0))
+    model = model_ir(by_id("default-lecun"))
+    calibration.ranges(model, random_sequences(model.input_size, 2, 5))
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"calibrate: {t} of 5 steps" for t in range(1, 6)]

@@ -167,7 +167,8 @@ def test_quantization_error_per_tensor_covers_every_intermediate(tmp_path):
 
 @pytest.mark.parametrize("config_id", ["default-silu", "no_gate-mixed-proj", "pure-mixed-proj"])
 def test_emulator_and_reference_record_the_same_tensors(config_id):
-    """Every tensor the float reference records has its integer twin, of the same shape, for each cell kind."""
+    """Every tensor the float reference records has its integer twin, of the same shape, for each cell kind (but
+    the input of a relu, which the integer path never forms)."""
     from liquid_edge import reference
     from liquid_edge.data import random_sequences
     from liquid_edge.quant.emulator import Emulator
@@ -180,7 +181,8 @@ def test_emulator_and_reference_record_the_same_tensors(config_id):
     reference.run(model, data.x, data.dt, record=lambda name, values, scale=1.0: exact.setdefault(name, values.shape))
     emulator.run_q(emulator.quantize_inputs(data.x), emulator.quantize_dt(data.dt),
                    record=lambda name, values, scale: integer.setdefault(name, values.shape))
-    assert exact == integer
+    relu_inputs = {name for name in exact if name.endswith(".pre")} if model.cells[0].activation == "relu" else set()
+    assert integer == {name: shape for name, shape in exact.items() if name not in relu_inputs}
     assert any(name.startswith("memory.") for name in exact) == (model.memory is not None)
 
 

@@ -1,7 +1,8 @@
 """Calibration: ranges of every intermediate the quantizer needs, collected over full recurrent rollouts.
 
 The float reference is replayed step by step over whole sequences (the state error a recurrent model
-accumulates only shows there, never in single steps), recording the absolute values of:
+accumulates only shows there, never in single steps); of what it records (:data:`liquid_edge.reference.Recorder`)
+the absolute values of these are kept:
 
 * ``x.<j>``: each input feature;
 * ``cells.<i>.backbone.<k>``: each backbone pre-activation (sizes the silu/gelu/relu formats);
@@ -23,8 +24,8 @@ import numpy as np
 from liquid_edge.data import Sequences, load_sequences, random_sequences
 from liquid_edge.errors import LiquidEdgeError
 from liquid_edge.ir import Model
-from liquid_edge.output import progress
-from liquid_edge.reference import ACTIVATION_FUNCTIONS, initial_state, linear, lstm_step, sigmoid
+from liquid_edge.output import Meter, progress
+from liquid_edge.reference import initial_state, step
 
 METHODS = ("minmax", "percentile")
 PERCENTILE = 99.99
@@ -49,51 +50,40 @@ def assert_masked_weights_zero(model: Model) -> None:
                                    "zero masked weights when building the IR")
 
 
+def _kept_tensors(model: Model) -> dict[str, str]:
+    """The reference's name of each tensor whose range the quantizer reads -> the quantizer's name for it."""
+    kept = {"memory.c": "memory.c"} if model.memory is not None else {}
+    if model.projection is not None:
+        kept["output"] = "output"
+    for i, cell in enumerate(model.cells):
+        prefix = f"cells.{i}"
+        kept.update({f"{prefix}.backbone.{k}.pre": f"{prefix}.backbone.{k}" for k in range(len(cell.backbone))})
+        names = ("ff1", "state") if cell.mode == "pure" else ("time_a",)
+        kept.update({f"{prefix}.{name}": f"{prefix}.{name}" for name in names})
+    return kept
+
+
 def collect(model: Model, data: Sequences) -> dict[str, np.ndarray]:
     """Every recorded tensor as a flat array of absolute values."""
     assert_masked_weights_zero(model)
     if data.count == 0 or data.steps == 0:
         raise CalibrationError("the calibration data holds no steps", "pass sequences with at least one step")
     records: dict[str, list[np.ndarray]] = defaultdict(list)
+    kept = _kept_tensors(model)
 
-    def record(name: str, value: np.ndarray) -> None:
-        records[name].append(np.abs(value).reshape(value.shape[0], -1))
+    def record(name: str, value: np.ndarray, scale: float = 1.0) -> None:
+        if name == "input":
+            for j in range(value.shape[1]):
+                records[f"x.{j}"].append(np.abs(value[:, j]))
+        elif name in kept:
+            records[kept[name]].append(np.abs(value).ravel())
 
     state = initial_state(model, data.count)
-    h, c = state.h, state.c
+    meter = Meter("calibrate", data.steps, "steps")
     for t in range(data.steps):
-        x = data.x[:, t]
-        dt = np.ones((data.count, 1)) if data.dt is None else data.dt[:, t:t + 1]
-        for j in range(model.input_size):
-            record(f"x.{j}", x[:, j:j + 1])
-        if model.memory is not None:
-            h, c = lstm_step(model.memory, x, h, c)
-            record("memory.c", c)
-        layer_input, parts, offset = x, [], 0
-        for i, cell in enumerate(model.cells):
-            z = np.concatenate([layer_input, h[:, offset:offset + cell.units]], axis=1)
-            for k, layer in enumerate(cell.backbone):
-                pre = linear(layer, z)
-                record(f"cells.{i}.backbone.{k}", pre)
-                z = ACTIVATION_FUNCTIONS[cell.activation](pre)
-            ff1 = linear(cell.ff1, z)
-            if cell.mode == "pure":
-                new = -cell.A * np.exp(-dt * (np.abs(cell.w_tau) + np.abs(ff1))) * ff1 + cell.A
-                record(f"cells.{i}.ff1", ff1)
-                record(f"cells.{i}.state", new)
-            else:
-                ta = linear(cell.time_a, z)
-                record(f"cells.{i}.time_a", ta)
-                gate = sigmoid(ta * dt + linear(cell.time_b, z))
-                f1, f2 = np.tanh(ff1), np.tanh(linear(cell.ff2, z))
-                new = f1 + gate * f2 if cell.mode == "no_gate" else f1 * (1.0 - gate) + gate * f2
-            parts.append(new)
-            layer_input = new
-            offset += cell.units
-        h = np.concatenate(parts, axis=1)
-        if model.projection is not None:
-            record("output", linear(model.projection, layer_input))
-    return {name: np.concatenate(chunks, axis=1).ravel() for name, chunks in records.items()}
+        _, state = step(model, data.x[:, t], state, None if data.dt is None else data.dt[:, t], record=record)
+        meter.update(t + 1)
+    return {name: np.concatenate(chunks) for name, chunks in records.items()}
 
 
 def ranges(model: Model, data: Sequences, method: str = "percentile") -> dict[str, float]:
