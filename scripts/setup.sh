@@ -10,6 +10,9 @@ need_apt=()
 command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v clang >/dev/null || need_apt+=(clang)
+# The generated projects build with make or CMake; the tests build both ways.
+command -v make >/dev/null || need_apt+=(make)
+command -v cmake >/dev/null || need_apt+=(cmake)
 [ -d /usr/lib/arm-none-eabi/newlib ] || need_apt+=(libnewlib-arm-none-eabi)
 # Headless browser: the report test opens the generated HTML in it.
 command -v chromium >/dev/null || need_apt+=(chromium)
