@@ -31,14 +31,26 @@ needs_cross = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reas
 needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm missing")
 
 
-@pytest.fixture(scope="module")
-def verified_output(tmp_path_factory) -> Path:
-    """The BasicMotions NCP compiled for Cortex-M4, verified on the host and under QEMU on 3 test sequences."""
-    out = tmp_path_factory.mktemp("report") / "out"
-    compile_model(api.load(CHECKPOINT), out, CompileOptions(target="cortex-m4"))
+@pytest.fixture(scope="module", params=["float32", "int8"])
+def verified_output(request, tmp_path_factory) -> Path:
+    """The BasicMotions NCP compiled for Cortex-M4 (float32, or int8 calibrated on the train split), verified on
+    the host and under QEMU on 3 test sequences."""
+    out = tmp_path_factory.mktemp("report") / request.param
+    quantize = {"quantize": "int8", "calibration": str(TRAIN_DATA)} if request.param == "int8" else {}
+    compile_model(api.load(CHECKPOINT), out, CompileOptions(target="cortex-m4", **quantize))
     for backend in ("host", "qemu"):
         assert verify(out, on=backend, data=TEST_DATA, count=3)["passed"]
     return out
+
+
+def expectation(out: Path) -> str:
+    """What the backends of a build are compared with."""
+    return "int8 integer emulator" if out.name == "int8" else "float64 reference"
+
+
+def figure_count(out: Path) -> int:
+    """Traces and error histogram per backend (two backends), and the quantization error chart of int8 builds."""
+    return 4 + (out.name == "int8")
 
 
 def run_cli(*args: str) -> int:
@@ -54,7 +66,7 @@ def test_verify_records_every_backend_with_its_arrays(verified_output):
     assert set(records) == {"host", "qemu_cortex-m4"}
     sequences = load_sequences(TEST_DATA).take(3)
     for record in records.values():
-        assert record.result["passed"] and record.expected_label == "float64 reference"
+        assert record.result["passed"] and record.expected_label == expectation(verified_output)
         np.testing.assert_array_equal(record.inputs, sequences.x)
         assert record.outputs.shape == record.expected.shape == (3, 100, 4)
         assert np.max(np.abs(record.outputs - record.expected)) == pytest.approx(record.result["max_abs_error"])
@@ -92,10 +104,13 @@ def test_html_report_renders_in_a_browser_with_decoded_figures(verified_output, 
     dom = dump_dom(probed, tmp_path / "profile")
     assert 'data-loaded="yes"' in dom
     widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom)]
-    assert len(widths) == 4 and all(w > 100 for w in widths)  # traces + histogram per backend
-    for heading in ("Model", "Memory", "Cost per step", "Parity", "Accuracy", "Outputs on qemu:cortex-m4"):
+    assert len(widths) == figure_count(verified_output) and all(w > 100 for w in widths)
+    headings = ["Model", "Memory", "Cost per step", "Parity", "Accuracy", "Outputs on qemu:cortex-m4"]
+    if verified_output.name == "int8":
+        headings.append("Quantization error per tensor")
+    for heading in headings:
         assert f"<h2>{heading}</h2>" in dom
-    assert dom.count("<table>") == 5
+    assert dom.count("<table>") == len(headings) - 1  # every section but the outputs has a table
     assert re.search(r"<td>qemu:cortex-m4</td>.*?<td class=\"pass\">pass</td>", dom, re.S)
     assert re.search(r"instructions per step</td><td class=\"num\">[\d,]+", dom)
 
@@ -107,12 +122,15 @@ def test_markdown_report_links_its_figures(verified_output, tmp_path):
     assert run_cli("report", str(verified_output), "-o", str(page)) == 0
     text = page.read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 4
+    assert len(links) == figure_count(verified_output)
     for link in links:
         assert (tmp_path / link).read_bytes().startswith(PNG_MAGIC)
-    assert "| qemu:cortex-m4 | float64 reference | 3 x 100 |" in text
+    assert f"| qemu:cortex-m4 | {expectation(verified_output)} | 3 x 100 |" in text
     # The test data has a class per sequence: the page gives the accuracy of the firmware's own outputs.
-    assert re.search(r"\| qemu:cortex-m4 \| \d+\.\d% \(\d/3\) \| float64 reference \|", text)
+    assert re.search(rf"\| qemu:cortex-m4 \| \d+\.\d% \(\d/3\) \| {expectation(verified_output)} \|", text)
+    if verified_output.name == "int8":
+        # 3 sequences x 100 steps x 4 motor neurons, the outputs of an NCP without projection.
+        assert "| motor.gate | 1,200 |" in text and "| output | 1,200 |" in text
 
 
 def test_host_output_reports_without_firmware_figures(tmp_path):
