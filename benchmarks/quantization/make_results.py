@@ -6,8 +6,9 @@
 
 1. Accuracy of every example classifier (examples/*/models, calibrated on the train split, scored on the test
    split) in float64 and through the bit-exact integer emulator, for each scheme.
-2. SQNR of the quantized outputs against float64 over a 10,000-step stream (the test sequences of BasicMotions
-   played back to back, state never reset): the window ending at step 100 against the one ending at 10,000.
+2. SQNR of the quantized outputs against float64 over a 24,696-step stream (the 1,029 test days of
+   ItalyPowerDemand played back to back, no day twice, state never reset): 100-step windows ending at steps 100
+   to 20,000 and at the end, the first half against the second, and the same days run one by one from a zero state.
 3. Executed instructions per step on a Cortex-M4 (liquid-edge bench) for a dense CfC, 8 inputs, 64 units,
    backbone 128 (41,984 MACs per step): float32 C against each integer scheme; plus the M0, M3, M33 and M55.
 4. The same for the example NCP checkpoints (small sparse models) on a Cortex-M4: float32 against int8, with the
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 EXAMPLES = ROOT / "examples"
 SCHEMES = ("int8", "a16w8", "pow2")
-STREAM_STEPS = 10_000
+STREAM_WINDOW_ENDS = (100, 1_000, 5_000, 10_000, 20_000)
 WINDOW = 100
 
 
@@ -78,19 +79,33 @@ def stream_section() -> dict:
     from liquid_edge.quant import Emulator, quantize
     from liquid_edge.quant.accuracy import sqnr_db
 
-    model = api.load(EXAMPLES / "basic_motions" / "models" / "dense.pt")
-    train = load_sequences(EXAMPLES / "data" / "basic_motions_train.npz", model.input_size)
-    test = load_sequences(EXAMPLES / "data" / "basic_motions_test.npz", model.input_size)
-    flat = test.x.reshape(-1, model.input_size)
-    stream = np.resize(flat, (STREAM_STEPS, model.input_size))[None]
+    model = api.load(EXAMPLES / "italy_power_demand" / "models" / "dense.pt")
+    train = load_sequences(EXAMPLES / "data" / "italy_power_demand_train.npz", model.input_size)
+    test = load_sequences(EXAMPLES / "data" / "italy_power_demand_test.npz", model.input_size)
+    stream = test.x.reshape(1, -1, model.input_size)       # every test day once, back to back
+    steps = stream.shape[1]
     expected, _ = reference.run(model, stream)
-    section = {"model": "basic_motions/dense", "steps": STREAM_STEPS, "window": WINDOW, "schemes": {}}
+    ends = [end for end in STREAM_WINDOW_ENDS if end <= steps] + [steps]
+    half = steps // 2
+    section = {"model": "italy_power_demand/dense", "steps": steps, "window": WINDOW,
+               "separate_days_sqnr": {}, "schemes": {}}
     for scheme in SCHEMES:
         for state_bits in (16, 8):
-            out = Emulator(quantize(model, train, scheme, state_bits=state_bits)).run(stream).astype(np.float64)
-            windows = {end: sqnr_db(expected[:, end - WINDOW:end], out[:, end - WINDOW:end])
-                       for end in (WINDOW, 1_000, 5_000, STREAM_STEPS)}
-            section["schemes"][f"{scheme}, {state_bits}-bit state"] = windows
+            emulator = Emulator(quantize(model, train, scheme, state_bits=state_bits))
+            out = emulator.run(stream).astype(np.float64)
+            windows = {end: sqnr_db(expected[:, end - WINDOW:end], out[:, end - WINDOW:end]) for end in ends}
+            every_window = [sqnr_db(expected[:, end - WINDOW:end], out[:, end - WINDOW:end])
+                            for end in range(WINDOW, steps + 1, WINDOW)]
+            tenth = len(every_window) // 10
+            section["schemes"][f"{scheme}, {state_bits}-bit state"] = {
+                "windows": windows, "first_half": sqnr_db(expected[:, :half], out[:, :half]),
+                "second_half": sqnr_db(expected[:, half:], out[:, half:]),
+                "median_window_first_tenth": float(np.median(every_window[:tenth])),
+                "median_window_last_tenth": float(np.median(every_window[-tenth:])),
+                "worst_window": float(np.min(every_window))}
+            if state_bits == 16:
+                days, _ = reference.run(model, test.x)
+                section["separate_days_sqnr"][scheme] = sqnr_db(days, emulator.run(test.x).astype(np.float64))
     print("stream: done", file=sys.stderr)
     return section
 
@@ -168,15 +183,29 @@ def render(results: dict) -> str:
                   "ablation was trained without the elapsed time and is evaluated as trained, with dt = 1.", ""]
     if results.get("stream"):
         stream = results["stream"]
-        ends = list(next(iter(stream["schemes"].values())))
+        ends = list(next(iter(stream["schemes"].values()))["windows"])
         lines += [f"## SQNR over a {stream['steps']:,}-step stream ({stream['model']}, state never reset)", "",
-                  f"SQNR (dB) of the {stream['window']} steps ending at each step:", "",
-                  "| build | " + " | ".join(f"step {int(e):,}" for e in ends) + " |",
-                  "|---|" + "---|" * len(ends)]
-        for name, windows in stream["schemes"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in windows.values()) + " |")
-        lines += ["", "The first window holds the start from a zero state, where the outputs are still small (a lower "
-                      "signal power, not a larger error); after it the SQNR stays flat to the end of the stream.", ""]
+                  "The 1,029 test days of ItalyPowerDemand played back to back, each once, from one zero state. "
+                  f"SQNR (dB) of the {stream['window']} steps ending at each step, of each half of the stream, and "
+                  "of the same days run one by one from a zero state (the accuracy table's figure):", "",
+                  "| build | " + " | ".join(f"step {int(e):,}" for e in ends)
+                  + " | median window, first / last tenth | worst window | first / second half | days one by one |",
+                  "|---|" + "---|" * (len(ends) + 4)]
+        for name, figures in stream["schemes"].items():
+            scheme, bits = name.split(", ")
+            separate = stream["separate_days_sqnr"][scheme] if bits.startswith("16") else None
+            lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in figures["windows"].values())
+                         + f" | {figures['median_window_first_tenth']:.1f} / {figures['median_window_last_tenth']:.1f}"
+                         + f" | {figures['worst_window']:.1f} | {figures['first_half']:.1f} / "
+                         + f"{figures['second_half']:.1f} | " + ("-" if separate is None else f"{separate:.1f}") + " |")
+        lines += ["", "A 100-step window is about four days, so its SQNR moves with what those days hold. No error "
+                      "accumulates: the median window of the last tenth of the stream is within 1.5 dB of that of "
+                      "the first, and the second half is no worse than the first. The halves sit below the days run "
+                      "one by one because a few windows hold much of their error power (the worst window column): "
+                      "stretches where the quantized and the float model part ways for a while and then meet again "
+                      "(the windows after them are back at the median). The model was trained on single days from "
+                      "a zero state; run for 24,696 steps it is far outside that regime, and int8 and a16w8 part "
+                      "ways at different places.", ""]
     if results.get("bench"):
         lines += ["## Executed instructions per step (liquid-edge bench; instructions, not cycles)", "",
                   "Dense CfC, 8 inputs, 64 units, backbone 128 (41,984 MACs per step), arm-none-eabi-gcc -O2, "
