@@ -124,6 +124,10 @@ def _read_csv(path: Path):
 
 def _checked(path: Path, x, dt, y, input_size: int | None) -> Sequences:
     x = np.asarray(x)
+    for name, array in (("x", x), ("dt", dt), ("y", y)):
+        if array is not None and np.asarray(array).dtype.kind not in "biuf":
+            raise DataError(f"data file {path}: {name} holds {np.asarray(array).dtype} values, not real numbers",
+                            f"save {name} as a float or integer array")
     if x.ndim != 3:
         raise DataError(f"data file {path}: x has shape {x.shape}, expected (sequences, steps, inputs)")
     if 0 in x.shape[:2]:
@@ -139,4 +143,7 @@ def _checked(path: Path, x, dt, y, input_size: int | None) -> Sequences:
             raise DataError(f"data file {path}: dt has shape {dt.shape}, expected {x.shape[:2]} (sequences, steps)")
         if not np.all(np.isfinite(dt)) or np.any(dt < 0):
             raise DataError(f"data file {path}: dt must be finite and non-negative")
+    if y is not None and (np.ndim(y) == 0 or len(y) != x.shape[0]):
+        raise DataError(f"data file {path}: y has shape {np.shape(y)} but x holds {x.shape[0]} sequences",
+                        "save one label (or one label per step) per sequence")
     return Sequences(x.astype(np.float64), dt, None if y is None else np.asarray(y), str(path))

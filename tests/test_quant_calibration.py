@@ -147,3 +147,18 @@ def test_long_calibration_shows_progress(capsys, monkeypatch):
     calibration.ranges(model, random_sequences(model.input_size, 2, 5))
     err = capsys.readouterr().err
     assert err.splitlines() == [f"calibrate: {t} of 5 steps" for t in range(1, 6)]
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": np.full((1, 4, 5), "a")}, "x holds <U1 values, not real numbers"),
+    ({"x": np.ones((1, 4, 5)) * (1 + 1j)}, "x holds complex128 values, not real numbers"),
+    ({"x": np.ones((2, 4, 5)), "y": np.zeros(3)}, "y has shape (3,) but x holds 2 sequences"),
+    ({"x": np.ones((2, 4, 5)) * 1e30}, "beyond what fixed point can represent"),
+])
+def test_unusable_calibration_data_is_a_one_line_error(capsys, write_checkpoint, tmp_path, arrays, message):
+    checkpoint = write_checkpoint(by_id("default-lecun"))
+    np.savez(tmp_path / "cal.npz", **arrays)
+    code, out, err = run_cli(capsys, "compile", str(checkpoint.path), "-o", str(tmp_path / "out"),
+                             "--quantize", "int8", "--calibration", str(tmp_path / "cal.npz"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -153,6 +153,28 @@ def test_report_of_a_folder_that_is_no_output_is_one_line_error(tmp_path, capsys
     assert not (tmp_path / "r.html").exists()
 
 
+def test_a_page_that_cannot_be_written_is_one_line_error_and_replaces_nothing(tmp_path, capsys):
+    import os
+
+    out = tmp_path / "host"
+    compile_model(api.load(CHECKPOINT), out, CompileOptions(target="host"))
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "afile").write_text("mine")
+    for page, problem in ((out, "exists and is not a regular file"),
+                          (tmp_path / "fifo", "exists and is not a regular file"),
+                          (tmp_path / "afile" / "r.html", "cannot write the report page")):
+        assert run_cli("report", str(out), "-o", str(page)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and problem in err and "Traceback" not in err
+    assert (tmp_path / "fifo").is_fifo() and (tmp_path / "afile").read_text() == "mine"
+    assert not list(tmp_path.rglob(".*.partial"))
+    # A symlink to a page is followed: the page is replaced, the link stays a link.
+    (tmp_path / "page.html").write_text("old")
+    (tmp_path / "link.html").symlink_to("page.html")
+    assert run_cli("report", str(out), "-o", str(tmp_path / "link.html")) == 0
+    assert (tmp_path / "link.html").is_symlink() and (tmp_path / "page.html").read_text().startswith("<!DOCTYPE")
+
+
 def test_quantization_error_per_tensor_covers_every_intermediate(tmp_path):
     from liquid_edge import reference
     from liquid_edge.quant import qmodel

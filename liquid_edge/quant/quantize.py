@@ -26,7 +26,14 @@ def quantize(model: Model, data: Sequences, scheme: str = "int8", *, state_bits:
         raise QuantizationError(f"unknown quantization scheme '{scheme}'", f"use one of {', '.join(SCHEMES)}")
     if state_bits not in (8, 16):
         raise QuantizationError(f"state bits must be 8 or 16, got {state_bits}")
-    qmodel = _Builder(model, scheme, state_bits, calibration.ranges(model, data, method), method).build()
+    ranges = calibration.ranges(model, data, method)
+    try:
+        qmodel = _Builder(model, scheme, state_bits, ranges, method).build()
+    except (ValueError, OverflowError):
+        # A range so wide that no 16-bit format and 32-bit multiplier can carry it (inputs of 1e30, say).
+        widest = max(ranges, key=lambda name: ranges[name])
+        raise QuantizationError(f"the calibration data drives {widest} to {ranges[widest]:.3g}, beyond what fixed "
+                                f"point can represent", "calibrate on data at the model's input scale") from None
     qmodel.calibration["data"] = data.origin
     return qmodel
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from liquid_edge.errors import LiquidEdgeError
 from liquid_edge.output import _cell
 from liquid_edge.reporting.collect import Report
 
@@ -25,12 +26,29 @@ def format_for(path: Path, requested: str | None) -> str:
 
 
 def write(report: Report, path: Path, fmt: str) -> list[Path]:
-    """Write the report; return the files written (the page first)."""
+    """Write the report; return the files written (the page first). The page replaces only a regular file (a
+    symlink to one is followed); what cannot be written is a one-line error and leaves no partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "html":
-        _replace(path, render_html(report).encode())
-        return [path]
+    if path.is_symlink() and path.is_file():
+        path = path.resolve()
+    if path.exists() and not path.is_file():
+        raise LiquidEdgeError(f"the report page {path} exists and is not a regular file",
+                              "pass a file name for the page with -o")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "html":
+            _replace(path, render_html(report).encode())
+            return [path]
+        figures_dir = _write_figures(report, path)
+        _replace(path, render_markdown(report, figures_dir.name).encode())
+    except OSError as exc:
+        raise LiquidEdgeError(f"cannot write the report page {path}: {exc.strerror or exc}",
+                              "pass -o a path in a folder you can write to") from None
+    return [path, *sorted(figures_dir.iterdir())]
+
+
+def _write_figures(report: Report, path: Path) -> Path:
+    """The PNG files of a Markdown page, in ``<stem>_files/`` beside it, replaced whole."""
     figures_dir = path.with_name(f"{path.stem}_files")
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}_files.", dir=path.parent))
     try:
@@ -43,14 +61,16 @@ def write(report: Report, path: Path, fmt: str) -> list[Path]:
         os.replace(staging, figures_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _replace(path, render_markdown(report, figures_dir.name).encode())
-    return [path, *sorted(figures_dir.iterdir())]
+    return figures_dir
 
 
 def _replace(path: Path, content: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(content)
-    os.replace(partial, path)
+    try:
+        partial.write_bytes(content)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def render_html(report: Report) -> str:
