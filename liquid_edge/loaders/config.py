@@ -92,7 +92,8 @@ def suggestions(content: Any, keys: list[str]) -> list[str]:
     found = []
     for entry_key in GENERIC_CONFIG_KEYS:
         entry = _as_dict(content.get(entry_key)) or {}
-        said = [f"{key} '{entry[key]}'" for key in keys if isinstance(entry.get(key), str) and entry[key] in _VALID[key]]
+        said = [f"{key} '{entry[key]}'" for key in keys
+                if isinstance(entry.get(key), str) and entry[key] in _VALID[key]]
         if said:
             found.append(f"its '{entry_key}' entry says {' and '.join(said)}")
     return found

@@ -97,17 +97,17 @@ class Emulator:
         i, ig, fg, og = (pre[:, k * hidden:(k + 1) * hidden] for k in range(4))
         tanh, sig = tables.TANH, tables.SIGMOID
         c_frac = self.q.c_frac
-        c_new = fixed.sat(fixed.rshift_round(c16 * self.lut(sig, fg), 15)
-                          + fixed.rshift_round(self.lut(tanh, i) * self.lut(sig, ig), 30 - c_frac), 16)
+        tanh_i, sig_ig, sig_fg, sig_og = self.lut(tanh, i), self.lut(sig, ig), self.lut(sig, fg), self.lut(sig, og)
+        c_new = fixed.sat(fixed.rshift_round(c16 * sig_fg, 15) + fixed.rshift_round(tanh_i * sig_ig, 30 - c_frac), 16)
         c_tanh = fixed.convert(c_new, c_frac - tables.TANH_IN, 16)
-        h16 = fixed.rshift_round(self.lut(tanh, c_tanh) * self.lut(sig, og), 15)
+        h16 = fixed.rshift_round(self.lut(tanh, c_tanh) * sig_og, 15)
         if record is not None:
             for name, value, frac in (("i", i, tables.TANH_IN), ("ig", ig, tables.SIGMOID_IN),
                                       ("fg", fg, tables.SIGMOID_IN), ("og", og, tables.SIGMOID_IN),
-                                      ("tanh(i)", self.lut(tanh, i), tables.UNIT_OUT),
-                                      ("sigmoid(ig)", self.lut(sig, ig), tables.UNIT_OUT),
-                                      ("sigmoid(fg)", self.lut(sig, fg), tables.UNIT_OUT),
-                                      ("sigmoid(og)", self.lut(sig, og), tables.UNIT_OUT),
+                                      ("tanh(i)", tanh_i, tables.UNIT_OUT),
+                                      ("sigmoid(ig)", sig_ig, tables.UNIT_OUT),
+                                      ("sigmoid(fg)", sig_fg, tables.UNIT_OUT),
+                                      ("sigmoid(og)", sig_og, tables.UNIT_OUT),
                                       ("c", c_new, c_frac), ("h", h16, tables.UNIT_OUT)):
                 record(name, value, _step_size(frac))
         return h16, c_new
