@@ -38,11 +38,11 @@ MANIFEST_VERSION = 1
 MODEL_DIR = "model"
 SOURCE_DIR = "src"
 HOST_BUILD_FILES = ("Makefile", "CMakeLists.txt")
+DEFAULT_STATE_BITS = 16
+DEFAULT_CALIBRATION_METHOD = "percentile"
 #: What liquid-edge writes into OUT after compile, so --force may replace it although the manifest does not list
 #: it: host builds (the verify runner's build/host, the Makefile's build/make), verification records, and the
 #: firmware's build folder and the data programs that verify and bench write next to its sources.
-DEFAULT_STATE_BITS = 16
-DEFAULT_CALIBRATION_METHOD = "percentile"
 PRODUCT_DIRS = ("build", VERIFY_DIR, f"{FIRMWARE_DIR}/build")
 PRODUCT_FILES = tuple(f"{FIRMWARE_DIR}/{name}" for name in ("parity_main.c", "bench_main.c", "parity_data.h",
                                                                "parity_data.c"))
